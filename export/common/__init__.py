@@ -1,0 +1,1 @@
+"""Pieces every model family in `export/` shares: synthetic weights, fixtures, ONNX, TensorRT, manifests."""
