@@ -1,7 +1,8 @@
 """python -m export: build, check and package the networks of every model family.
 
-  python -m export list                         families and their weight status
-  python -m export parity MODEL FIXTURE_DIR     our networks vs upstream reference outputs (exit 0 = all pass)
+Data flows one way: PyTorch networks (+ weights) -> ONNX (+ TensorRT plan) in model_repository/<network>/1/.
+Without real weights every family exports deterministic synthetic weights, says so loudly, and records it in
+the artefact manifest.
 """
 from __future__ import annotations
 
@@ -11,24 +12,107 @@ from pathlib import Path
 
 from .common import family as fam
 
+EPILOG = """examples:
+  python -m export list
+  python -m export parity scaleway ../shared/parity/scaleway/public
+  python -m export onnx scaleway                         # synthetic weights unless weights/scaleway/ has them
+  python -m export onnx scaleway --weights ~/generator_v0.pt
+  python -m export onnx all
+  python -m export download scaleway                     # to weights/scaleway/ (needs network access)
+  python -m export trt all --precision fp16              # only where TensorRT is installed (NGC image)
+  python -m export check-trt                             # static TensorRT-10 op check of every exported graph
+"""
+
+
+def _targets(name: str) -> list[fam.Family]:
+    fams = fam.families()
+    if name == "all":
+        return [f for f in fams.values() if f.export]
+    return [fam.get(name)]
+
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m export", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m export", description=__doc__, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("list", help="list model families")
-    pp = sub.add_parser("parity", help="compare our networks with a parity fixture set")
-    pp.add_argument("model", help="model family name, e.g. scaleway")
-    pp.add_argument("fixture_dir", type=Path, help="directory of <net>.npz fixtures (manifest.json in it or its parent)")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    sub.add_parser("list", help="list model families and where their weights come from")
+    pp = sub.add_parser("parity", help="compare our networks with a parity fixture set (exit 0 = all pass)")
+    pp.add_argument("model", help="model family, e.g. scaleway")
+    pp.add_argument("fixture_dir", type=Path, help="folder of <net>.npz fixtures (manifest.json in it or its parent)")
+    po = sub.add_parser("onnx", help="export ONNX graphs into the model repository")
+    po.add_argument("model", help="model family or 'all'")
+    po.add_argument("--weights", type=Path, help="real weights (file or folder); default weights/<model>/ if present")
+    po.add_argument("--repository", type=Path, default=fam.MODEL_REPOSITORY)
+    pt = sub.add_parser("trt", help="build TensorRT engines from the exported ONNX (TensorRT 10 required)")
+    pt.add_argument("model", help="model family or 'all'")
+    pt.add_argument("--precision", choices=["fp16", "fp32"], default="fp16")
+    pt.add_argument("--max-batch", type=int, default=8)
+    pt.add_argument("--repository", type=Path, default=fam.MODEL_REPOSITORY)
+    pd = sub.add_parser("download", help="fetch a family's released weights into weights/<model>/ (sha256-checked)")
+    pd.add_argument("model")
+    pd.add_argument("--dest", type=Path, help="default weights/<model>/")
+    pc = sub.add_parser("check-trt", help="static check: every exported graph uses only TensorRT-10-native ops")
+    pc.add_argument("--repository", type=Path, default=fam.MODEL_REPOSITORY)
     args = p.parse_args(argv)
 
     if args.cmd == "list":
         for name, f in fam.families().items():
-            print(f"{name:14s} {f.summary}")
+            w = f.default_weights()
+            print(f"{name:14s} {f.summary}\n{'':14s} weights: {w if w else 'synthetic (no weights/' + name + '/)'}")
+        for name, why in fam.BROKEN.items():
+            print(f"{name:14s} BROKEN: {why}")
         return 0
     if args.cmd == "parity":
         from .common import parity
         return 0 if parity.run(fam.get(args.model), args.fixture_dir) else 1
+    if args.cmd == "onnx":
+        from .common.download import WeightsError
+        for f in _targets(args.model):
+            weights = args.weights or f.default_weights()
+            try:
+                f.export(args.repository, weights)
+            except WeightsError as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 1
+        return 0
+    if args.cmd == "trt":
+        from .common import trt_build
+        try:
+            for f in _targets(args.model):
+                for net in f.networks:
+                    plan = trt_build.build(args.repository / net / "1", args.precision, args.max_batch)
+                    print(f"{f.name}: wrote {plan} ({args.precision})")
+        except trt_build.TensorRTUnavailable as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 3
+        return 0
+    if args.cmd == "download":
+        from .common.download import WeightsError
+        f = fam.get(args.model)
+        if f.download is None:
+            print(f"error: {f.name} has no released weights to download", file=sys.stderr)
+            return 1
+        try:
+            path = f.download(args.dest or fam.WEIGHTS_ROOT / f.name)
+        except WeightsError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        print(f"{f.name}: weights at {path}")
+        return 0
+    if args.cmd == "check-trt":
+        from .common import trt_ops
+        bad = 0
+        graphs = sorted(args.repository.glob("*/1/model.onnx"))
+        for g in graphs:
+            problems = trt_ops.check(g)
+            print(f"{'OK  ' if not problems else 'FAIL'} {g.relative_to(args.repository)}")
+            for pr in problems:
+                print(f"      {pr}")
+            bad += bool(problems)
+        if not graphs:
+            print("no exported graphs: run `python -m export onnx all` first", file=sys.stderr)
+            return 1
+        return 1 if bad else 0
     return 2
 
 

@@ -29,25 +29,48 @@ class Family:
     # (dest dir) -> path of verified weights; raises WeightsError with a one-line message
     download: Callable[[Path], Path] | None = None
     pose_control: bool = False
-    default_weights: Path | None = None
-    notes: list[str] = field(default_factory=list)
+    # model_repository folders of this family's network leaves (TensorRT on GPU, onnxruntime on CPU)
+    networks: list[str] = field(default_factory=list)
+    # what `--weights` / weights/<name>/ must hold: a file name, or a folder layout description
+    weights_file: str = ""
+
+    def default_weights(self) -> Path | None:
+        """weights/<name>/ (or the file in it) when the user put real weights there, else None."""
+        d = WEIGHTS_ROOT / self.name
+        if self.weights_file and (d / self.weights_file).exists():
+            return d / self.weights_file if (d / self.weights_file).is_file() else d
+        return None
+
+
+BROKEN: dict[str, str] = {}  # family folder -> why it failed to import (shown by `list`)
+
+
+def _load(pkg: str) -> Family | None:
+    try:
+        mod = importlib.import_module(f"export.{pkg}")
+    except Exception as e:  # one broken folder must not hide the others
+        BROKEN[pkg] = f"{type(e).__name__}: {e}"
+        return None
+    fam = getattr(mod, "FAMILY", None)
+    return fam if isinstance(fam, Family) else None
 
 
 def families() -> dict[str, Family]:
     import export
     found = {}
     for info in pkgutil.iter_modules(export.__path__):
-        if not info.ispkg or info.name == "common":
-            continue
-        mod = importlib.import_module(f"export.{info.name}")
-        fam = getattr(mod, "FAMILY", None)
-        if isinstance(fam, Family):
-            found[fam.name] = fam
+        if info.ispkg and info.name != "common":
+            fam = _load(info.name)
+            if fam is not None:
+                found[fam.name] = fam
     return dict(sorted(found.items()))
 
 
 def get(name: str) -> Family:
-    fams = families()
-    if name not in fams:
-        raise SystemExit(f"unknown model {name!r}; known: {', '.join(fams) or 'none'}")
-    return fams[name]
+    fam = _load(name) if (Path(__file__).parents[1] / name / "__init__.py").is_file() else None
+    if fam is None:
+        why = BROKEN.get(name)
+        if why:
+            raise SystemExit(f"model {name!r} failed to import: {why}")
+        raise SystemExit(f"unknown model {name!r}; known: {', '.join(families()) or 'none'}")
+    return fam

@@ -1,0 +1,58 @@
+"""Export a torch module to ONNX with a dynamic batch axis, and check it against PyTorch with onnxruntime."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import onnx
+import torch
+
+DEFAULT_OPSET = 17
+
+
+def export(module: torch.nn.Module, example: Sequence[torch.Tensor], path: Path, input_names: Sequence[str],
+           output_names: Sequence[str], opset: int = DEFAULT_OPSET, dynamic_batch: bool = True) -> Path:
+    """Write `path` (and nothing else on failure). Batch axis 0 of every input and output is dynamic."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    axes = {n: {0: "batch"} for n in list(input_names) + list(output_names)} if dynamic_batch else None
+    module = module.eval()
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, tuple(example), str(tmp), input_names=list(input_names),
+                              output_names=list(output_names), dynamic_axes=axes, opset_version=opset,
+                              do_constant_folding=True, dynamo=False)
+        model = onnx.load(str(tmp))
+        onnx.checker.check_model(model, full_check=True)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def session(path: Path, threads: int | None = None):
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    if threads:
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def run(path_or_session, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+    sess = session(path_or_session) if isinstance(path_or_session, (str, Path)) else path_or_session
+    return sess.run(None, inputs)
+
+
+def max_abs_diff(path: Path, module: torch.nn.Module, inputs: dict[str, np.ndarray]) -> list[float]:
+    """Per-output max |ORT - PyTorch| on the same inputs (in the graph's input order)."""
+    with torch.no_grad():
+        ref = module(*[torch.from_numpy(v) for v in inputs.values()])
+    ref = [ref] if isinstance(ref, torch.Tensor) else list(ref)
+    got = run(path, inputs)
+    return [float(np.abs(g - r.numpy()).max()) for g, r in zip(got, ref)]

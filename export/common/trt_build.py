@@ -1,0 +1,70 @@
+"""Build a TensorRT engine (model.plan) from an exported model.onnx: fp16 or fp32, batch profile 1..N.
+
+Runs where TensorRT 10 is installed (the NGC tritonserver image, see Dockerfile). Elsewhere it stops with a clear
+message; the ONNX graph is still checked statically (`trt_ops`) so a graph TensorRT cannot parse is caught here.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from facefront import artifact
+
+from . import trt_ops
+
+
+class TensorRTUnavailable(RuntimeError):
+    pass
+
+
+def _tensorrt():
+    try:
+        import tensorrt as trt
+    except ImportError:
+        raise TensorRTUnavailable(
+            "TensorRT is not installed on this machine (it ships in the NGC image nvcr.io/nvidia/tritonserver:"
+            "24.10-py3; build there: `docker build -t facefront-gpu .` or `make trt` inside it)") from None
+    return trt
+
+
+def build(version_dir: Path, precision: str = "fp16", max_batch: int = 8, opt_batch: int | None = None,
+          workspace_gib: float = 4.0) -> Path:
+    """model.onnx in `version_dir` -> model.plan beside it, with a manifest naming the ONNX it came from."""
+    version_dir = Path(version_dir)
+    onnx_path = version_dir / "model.onnx"
+    src = artifact.verify(version_dir, "model.onnx")
+    trt_ops.assert_supported(onnx_path)
+    trt = _tensorrt()
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise RuntimeError(f"TensorRT could not parse {onnx_path}: {errors}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
+    if precision == "fp16":
+        config.set_flag(trt.BuilderFlag.FP16)
+    elif precision != "fp32":
+        raise ValueError(f"precision must be fp16 or fp32, not {precision!r}")
+    profile = builder.create_optimization_profile()
+    opt = opt_batch or max(1, max_batch // 2)
+    for i in range(network.num_inputs):
+        t = network.get_input(i)
+        rest = tuple(t.shape)[1:]
+        if any(d < 0 for d in rest):
+            raise RuntimeError(f"{t.name}: only the batch axis may be dynamic, got {tuple(t.shape)}")
+        profile.set_shape(t.name, (1, *rest), (opt, *rest), (max_batch, *rest))
+    config.add_optimization_profile(profile)
+    plan = builder.build_serialized_network(network, config)
+    if plan is None:
+        raise RuntimeError(f"TensorRT failed to build an engine from {onnx_path}")
+    out = version_dir / "model.plan"
+    tmp = out.with_suffix(".plan.tmp")
+    tmp.write_bytes(bytes(plan))
+    tmp.replace(out)
+    artifact.write(out, model=src["model"], network=src["network"], weights=src["weights"],
+                   weights_sha256=src["weights_sha256"], opset=src.get("opset"),
+                   extra={"precision": precision, "max_batch": max_batch,
+                          "source_onnx_sha256": src["sha256"]})
+    return out

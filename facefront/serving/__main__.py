@@ -1,0 +1,56 @@
+"""python -m facefront.serving: run the CPU Triton server in the foreground (Ctrl-C stops it cleanly)."""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+
+from .server import Server, ServerError, exported_families
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m facefront.serving", description=__doc__,
+                                epilog="example: python -m facefront.serving --models scaleway,mesh3d")
+    p.add_argument("--models", help="comma-separated families to serve (default: every exported one)")
+    p.add_argument("--http-port", type=int, default=8000)
+    p.add_argument("--grpc-port", type=int, default=8001)
+    p.add_argument("--metrics-port", type=int, default=8002)
+    p.add_argument("--list", action="store_true", help="list exported families and exit")
+    args = p.parse_args(argv)
+    ready, skipped = exported_families()
+    if args.list:
+        for m in ready:
+            print(f"{m:14s} ready")
+        for m, why in skipped.items():
+            print(f"{m:14s} {why}")
+        return 0
+    models = [m for m in args.models.split(",") if m] if args.models else None
+    srv = Server(models=models, http_port=args.http_port, grpc_port=args.grpc_port, metrics_port=args.metrics_port)
+    stop = {"now": False}
+
+    def _stop(signum, frame):
+        stop["now"] = True
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        srv.start()
+    except ServerError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    for m, why in srv.skipped.items():
+        print(f"skipped {m}: {why}", file=sys.stderr)
+    print(f"serving {', '.join(srv.served)} (CPU flavour) on grpc {srv.grpc_url}, http {srv.http_url}, "
+          f"metrics 127.0.0.1:{args.metrics_port}; log {srv.log_path}. Ctrl-C to stop.", flush=True)
+    while not stop["now"] and srv.proc.poll() is None:
+        time.sleep(0.2)
+    if srv.proc.poll() is not None and not stop["now"]:
+        print(f"error: tritonserver exited with {srv.proc.returncode}:\n{srv.log_tail()}", file=sys.stderr)
+        return 1
+    srv.stop()
+    print("server stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

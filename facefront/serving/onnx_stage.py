@@ -1,0 +1,42 @@
+"""CPU leaf of the model repository: a python-backend stage that runs `<version>/model.onnx` with onnxruntime.
+
+The GPU flavour of the same model folder is a TensorRT plan (config.pbtxt); this stage is what
+`configs/cpu.pbtxt` selects. The artefact is checked against its manifest before it is loaded, so a stale or
+corrupt export fails the model load with a clear message instead of serving wrong numbers.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from facefront import artifact
+from facefront.serving.stage import InputError, Stage
+
+
+class OnnxStage(Stage):
+    ARTIFACT = "model.onnx"
+
+    def setup(self):
+        import onnxruntime as ort
+        try:
+            self.manifest = artifact.verify(self.version_dir, self.ARTIFACT)
+        except artifact.ArtifactError as e:
+            raise RuntimeError(str(e)) from None
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = int(self.params.get("intra_op_threads", "0"))
+        so.inter_op_num_threads = 1
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(self.version_dir / self.ARTIFACT), so,
+                                            providers=["CPUExecutionProvider"])
+        self.INPUTS = tuple(i.name for i in self.session.get_inputs())
+        self.OUTPUTS = tuple(o.name for o in self.session.get_outputs())
+        if self.manifest.get("synthetic_weights"):
+            print(f"[{self.name}] serving SYNTHETIC weights (no real checkpoint was given at export)", flush=True)
+
+    def check(self, name, value):
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise InputError(f"input {name} contains NaN or Inf")
+        return value
+
+    def run(self, batch):
+        feeds = {k: np.ascontiguousarray(batch[k]) for k in self.INPUTS}
+        return dict(zip(self.OUTPUTS, self.session.run(list(self.OUTPUTS), feeds)))

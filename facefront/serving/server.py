@@ -1,0 +1,224 @@
+"""Start the real `tritonserver` (from the nvidia-pytriton wheel) on CPU, bound to 127.0.0.1.
+
+    python -m facefront.serving [--models scaleway,mesh3d] [--http-port 8000] [--grpc-port 8001]
+
+The server runs the CPU flavour of the model repository (`--model-config-name=cpu`: each model folder's
+`configs/cpu.pbtxt`), with model control off: clients cannot load or unload models. Only families whose
+artefacts were exported are served; the others are listed with the reason. The launcher waits for readiness and,
+if a model fails to load, exits non-zero with the tail of the server log.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MODEL_REPOSITORY = REPO_ROOT / "model_repository"
+CACHE = REPO_ROOT / ".cache" / "triton"
+
+
+class ServerError(RuntimeError):
+    pass
+
+
+def _pytriton_dirs() -> tuple[Path, Path]:
+    try:
+        import importlib.util
+        spec = importlib.util.find_spec("pytriton")
+    except Exception:
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise ServerError("tritonserver not found: the nvidia-pytriton wheel is not installed (run `make setup`)")
+    pkg = Path(list(spec.submodule_search_locations)[0])
+    return pkg / "tritonserver", pkg.parent / "nvidia_pytriton.libs"
+
+
+def backend_dir() -> Path:
+    """A backends folder whose python/ holds the backend library and the stub for this interpreter's Python."""
+    tsdir, _ = _pytriton_dirs()
+    ver = f"{sys.version_info.major}.{sys.version_info.minor}"
+    stub = tsdir / "python_backend_stubs" / ver / "triton_python_backend_stub"
+    if not stub.is_file():
+        raise ServerError(f"the nvidia-pytriton wheel has no python backend stub for Python {ver}")
+    dest = CACHE / f"backends-py{ver}"
+    py = dest / "python"
+    src = tsdir / "backends" / "python"
+    wanted = {"libtriton_python.so": src / "libtriton_python.so",
+              "triton_python_backend_utils.py": src / "triton_python_backend_utils.py",
+              "triton_python_backend_stub": stub}
+    py.mkdir(parents=True, exist_ok=True)
+    for name, s in wanted.items():
+        d = py / name
+        if not d.exists() or d.stat().st_size != s.stat().st_size:
+            shutil.copy2(s, d)
+    return dest
+
+
+def exported_families(repo: Path = MODEL_REPOSITORY) -> tuple[list[str], dict[str, str]]:
+    """(families ready to serve, {family: why not}) judged from the ensembles' member artefacts."""
+    ready, skipped = [], {}
+    for ens in sorted(repo.glob("*_frontalize")):
+        fam = ens.name[: -len("_frontalize")]
+        members = _ensemble_members(ens)
+        missing = [m for m in members if _needs_artifact(repo / m) and not (repo / m / "1" / "manifest.json").is_file()]
+        if missing:
+            skipped[fam] = f"not exported ({', '.join(missing)}): run `make export`"
+        else:
+            ready.append(fam)
+    return ready, skipped
+
+
+def _ensemble_members(ens: Path) -> list[str]:
+    text = (ens / "config.pbtxt").read_text()
+    return sorted(set(re.findall(r'model_name:\s*"([^"]+)"', text)))
+
+
+def _needs_artifact(model_dir: Path) -> bool:
+    """Network leaves (TensorRT plans on GPU, onnxruntime on CPU) need an exported artefact; python stages don't."""
+    return 'platform: "tensorrt_plan"' in (model_dir / "config.pbtxt").read_text()
+
+
+def select_repository(families: list[str], repo: Path = MODEL_REPOSITORY) -> Path:
+    """A repository view (symlinks) holding only these families' ensembles and their member models."""
+    names: set[str] = set()
+    for fam in families:
+        ens = repo / f"{fam}_frontalize"
+        if not ens.is_dir():
+            raise ServerError(f"unknown model {fam!r}: no {ens.name} in {repo}")
+        names.add(ens.name)
+        names.update(_ensemble_members(ens))
+    view = Path(tempfile.mkdtemp(prefix="repo-", dir=_ensure(CACHE)))
+    for n in sorted(names):
+        (view / n).symlink_to(repo / n, target_is_directory=True)
+    return view
+
+
+def _ensure(p: Path) -> Path:
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+@dataclass
+class Server:
+    """A tritonserver process on 127.0.0.1 serving `models` (family names; default: every exported family)."""
+    models: list[str] | None = None
+    http_port: int = 8000
+    grpc_port: int = 8001
+    metrics_port: int = 8002
+    flavour: str = "cpu"
+    repository: Path = MODEL_REPOSITORY
+    log_path: Path | None = None
+    startup_timeout: float = 300.0
+    extra_args: list[str] = field(default_factory=list)
+    proc: subprocess.Popen | None = None
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def grpc_url(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"127.0.0.1:{self.http_port}"
+
+    def command(self, repo: Path) -> list[str]:
+        tsdir, _ = _pytriton_dirs()
+        cmd = [str(tsdir / "bin" / "tritonserver"), f"--model-repository={repo}",
+               f"--backend-directory={backend_dir()}", "--model-control-mode=none",
+               "--http-address=127.0.0.1", "--grpc-address=127.0.0.1", "--metrics-address=127.0.0.1",
+               f"--http-port={self.http_port}", f"--grpc-port={self.grpc_port}", f"--metrics-port={self.metrics_port}",
+               "--allow-gpu-metrics=false", "--pinned-memory-pool-byte-size=0", "--disable-auto-complete-config",
+               "--exit-on-error=true", "--log-verbose=0"]
+        if self.flavour == "cpu":
+            cmd.append("--model-config-name=cpu")
+        return cmd + self.extra_args
+
+    def env(self) -> dict[str, str]:
+        _, libs = _pytriton_dirs()
+        env = dict(os.environ)
+        venv_bin = str(Path(sys.executable).parent)
+        # the python backend stub finds its site-packages through `python3` on PATH
+        env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "")
+        ld = [str(libs), sysconfig.get_config_var("LIBDIR") or ""]
+        env["LD_LIBRARY_PATH"] = os.pathsep.join([p for p in ld if p] + [env.get("LD_LIBRARY_PATH", "")])
+        env.setdefault("OMP_NUM_THREADS", "1")
+        return env
+
+    def start(self) -> "Server":
+        ready, self.skipped = exported_families(self.repository)
+        wanted = self.models if self.models is not None else ready
+        not_ready = [m for m in wanted if m not in ready]
+        if not_ready:
+            reasons = "; ".join(f"{m}: {self.skipped.get(m, 'unknown model')}" for m in not_ready)
+            raise ServerError(f"cannot serve {', '.join(not_ready)}: {reasons}")
+        if not wanted:
+            raise ServerError("no exported models to serve: run `make export` first")
+        repo = select_repository(wanted, self.repository)
+        for port in (self.http_port, self.grpc_port, self.metrics_port):
+            if _port_busy(port):
+                raise ServerError(f"port {port} on 127.0.0.1 is already in use (another server running?)")
+        self.log_path = self.log_path or _ensure(CACHE) / "tritonserver.log"
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(self.command(repo), stdout=self._log, stderr=subprocess.STDOUT, env=self.env(),
+                                     cwd=REPO_ROOT, start_new_session=True)
+        self.served = wanted
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self):
+        deadline = time.monotonic() + self.startup_timeout
+        url = f"http://{self.http_url}/v2/health/ready"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServerError(f"tritonserver exited with code {self.proc.returncode} while loading models:\n"
+                                  + self.log_tail())
+            try:
+                with urllib.request.urlopen(url, timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise ServerError(f"tritonserver not ready after {self.startup_timeout:.0f}s:\n" + self.log_tail())
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            lines = Path(self.log_path).read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no server log)"
+        return "\n".join(lines[-n:])
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def _port_busy(port: int) -> bool:
+    import socket
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
