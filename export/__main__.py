@@ -31,6 +31,16 @@ def _targets(name: str) -> list[fam.Family]:
     return [fam.get(name)]
 
 
+def _intact(repository: Path, f: fam.Family, name: str, nets: list[str] | None = None) -> bool:
+    from facefront import artifact
+    try:
+        for net in nets or f.networks:
+            artifact.verify(repository / net / "1", name)
+    except artifact.ArtifactError:
+        return False
+    return bool(nets or f.networks)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m export", description=__doc__, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -43,11 +53,13 @@ def main(argv=None) -> int:
     po.add_argument("model", help="model family or 'all'")
     po.add_argument("--weights", type=Path, help="real weights (file or folder); default weights/<model>/ if present")
     po.add_argument("--repository", type=Path, default=fam.MODEL_REPOSITORY)
+    po.add_argument("--missing-only", action="store_true", help="skip families whose graphs are exported and intact")
     pt = sub.add_parser("trt", help="build TensorRT engines from the exported ONNX (TensorRT 10 required)")
     pt.add_argument("model", help="model family or 'all'")
     pt.add_argument("--precision", choices=["fp16", "fp32"], default="fp16")
     pt.add_argument("--max-batch", type=int, default=8)
     pt.add_argument("--repository", type=Path, default=fam.MODEL_REPOSITORY)
+    pt.add_argument("--missing-only", action="store_true", help="skip engines that exist and match their ONNX")
     pd = sub.add_parser("download", help="fetch a family's released weights into weights/<model>/ (sha256-checked)")
     pd.add_argument("model")
     pd.add_argument("--dest", type=Path, help="default weights/<model>/")
@@ -68,6 +80,9 @@ def main(argv=None) -> int:
     if args.cmd == "onnx":
         from .common.download import WeightsError
         for f in _targets(args.model):
+            if args.missing_only and _intact(args.repository, f, "model.onnx"):
+                print(f"{f.name}: exported graphs intact, skipped")
+                continue
             weights = args.weights or f.default_weights()
             try:
                 f.export(args.repository, weights)
@@ -80,6 +95,9 @@ def main(argv=None) -> int:
         try:
             for f in _targets(args.model):
                 for net in f.networks:
+                    if args.missing_only and _intact(args.repository, f, "model.plan", [net]):
+                        print(f"{net}: engine intact, skipped")
+                        continue
                     plan = trt_build.build(args.repository / net / "1", args.precision, args.max_batch)
                     print(f"{f.name}: wrote {plan} ({args.precision})")
         except trt_build.TensorRTUnavailable as e:
