@@ -1,0 +1,35 @@
+"""python -m bench: measure facefront models.
+
+  python -m bench load  --model scaleway --users 8 --duration 30 --out out/load     Locust load test on the server
+  python -m bench speed --model scaleway --out out/speed                            eager vs onnxruntime vs served
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# command -> module; each module has add_arguments(parser) and run(args). A new command is one line here.
+COMMANDS = {
+    "load": "bench.load",
+    "speed": "bench.speed",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    modules = {}
+    for name, path in COMMANDS.items():
+        mod = modules[name] = importlib.import_module(path)
+        doc = (mod.__doc__ or "").strip()
+        sp = sub.add_parser(name, help=doc.splitlines()[0] if doc else None, description=doc,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+        mod.add_arguments(sp)
+    args = p.parse_args(argv)
+    return modules[args.cmd].run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""python -m client: frontalize image files with a facefront Triton server, or list what it serves."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from . import images
+from .api import DEFAULT_URLS, FrontalizeClient, ServerError, ServerUnavailable, controls_vector, pose_vector
+
+EPILOG = """\
+examples:
+  python -m client models                                  # families served at localhost:8001 (gRPC)
+  python -m client frontalize face.jpg -o out/             # -> out/face.png with the scaleway model
+  python -m client frontalize photos/ -r -o out/ --model mesh3d --yaw 15
+  python -m client frontalize a.jpg b.png --protocol http --url 127.0.0.1:8000 -o out/
+  python -m client frontalize face.jpg -o out/ --model liveportrait --control smile=0.5 --control eyes=0.3
+
+Inputs are files or folders; in a folder only image files (%s) are taken, sub-folders
+with -r. Each input INPUT/stem.ext is written as OUTDIR/stem.png (PNG, RGB); a file is written whole or not
+at all. A bad input is reported on one line (file: reason) and the others still run.
+
+Start a server with `python -m facefront.serving`.
+exit status: 0 all written, 1 some inputs failed, 2 nothing could run (server unreachable, unknown model,
+no inputs, bad arguments).
+""" % ", ".join(sorted(images.IMAGE_EXTENSIONS))
+
+
+def _control(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    try:
+        if not sep or not name.strip():
+            raise ValueError
+        return name.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected NAME=NUMBER, e.g. smile=0.5; got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m client", description=__doc__, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    conn = argparse.ArgumentParser(add_help=False)
+    conn.add_argument("--protocol", choices=("grpc", "http"), default="grpc", help="wire protocol (default grpc)")
+    conn.add_argument("--url", help=f"server host:port (default {DEFAULT_URLS['grpc']} for grpc, "
+                                    f"{DEFAULT_URLS['http']} for http)")
+    conn.add_argument("--timeout", type=float, default=60.0, metavar="S", help="seconds to wait per request (default 60)")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    f = sub.add_parser("frontalize", parents=[conn], help="frontalize image files into a folder",
+                       description="Frontalize image files into OUTDIR, one PNG per input.", epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    f.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
+    f.add_argument("-o", "--out", required=True, type=Path, metavar="OUTDIR", help="folder for the results (created)")
+    f.add_argument("--model", default="scaleway", help="model family, see `python -m client models` (default scaleway)")
+    f.add_argument("-r", "--recursive", action="store_true", help="also take images in sub-folders of folder inputs")
+    for angle in ("yaw", "pitch", "roll"):
+        f.add_argument(f"--{angle}", type=float, default=0.0, metavar="DEG",
+                       help=f"target {angle} in degrees (pose-capable models only; default 0)")
+    f.add_argument("--control", type=_control, action="append", default=[], metavar="NAME=VALUE",
+                   help="a named control the model takes, e.g. smile=0.5 (repeatable; see `models`)")
+    f.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
+
+    sub.add_parser("models", parents=[conn], help="list the model families the server serves",
+                   description="List the model families served (ensembles named <family>_frontalize).")
+    return p
+
+
+def cmd_models(client: FrontalizeClient) -> int:
+    names = client.models()
+    if not names:
+        print(f"no *_frontalize models are ready at {client.url}", file=sys.stderr)
+        return 1
+    for name in names:
+        info = client.model_info(name)
+        controls = ",".join(info.controls) or "-"
+        print(f"{name:16s} pose={'yes' if info.pose else 'no':3s} controls={controls}")
+    return 0
+
+
+def cmd_frontalize(client: FrontalizeClient, args) -> int:
+    files, problems = images.discover(args.inputs, recursive=args.recursive)
+    for path, reason in problems:
+        print(f"{path}: {reason}", file=sys.stderr)
+    if not files:
+        print("error: no input files to frontalize", file=sys.stderr)
+        return 2
+    # Check the model and the pose/controls once, before any file: these errors would repeat for every file.
+    info = client.model_info(args.model)
+    controls = dict(args.control)
+    pose_vector(info, args.yaw, args.pitch, args.roll)
+    controls_vector(info, controls)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    n, failed, taken = len(files), len(problems), {}
+    for i, path in enumerate(files, 1):
+        dest = args.out / f"{path.stem}.png"
+        tag = f"[{i}/{n}] {path}"
+        if dest in taken:
+            failed += 1
+            print(f"{tag}: FAILED: output {dest} already written for {taken[dest]} (same file stem)", file=sys.stderr)
+            continue
+        t0 = time.perf_counter()
+        try:
+            rgb = client.frontalize(path, model=args.model, yaw=args.yaw, pitch=args.pitch, roll=args.roll, **controls)
+            images.write_png(rgb, dest)
+        except ServerUnavailable:
+            raise
+        except (ValueError, OSError, ServerError) as e:
+            failed += 1
+            print(f"{tag}: FAILED: {e}", file=sys.stderr)
+            continue
+        taken[dest] = path
+        if not args.quiet:
+            print(f"{tag} -> {dest} ({(time.perf_counter() - t0) * 1e3:.0f} ms)", file=sys.stderr)
+    print(f"{len(taken)} written to {args.out}, {failed} failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Like parse_args, but options may follow the inputs (`frontalize DIR -r more.jpg -o OUT`)."""
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    if argv and argv[0] in commands:  # argparse cannot intermix positionals with sub-commands, a sub-parser can
+        args = commands[argv[0]].parse_intermixed_args(argv[1:])
+        args.cmd = argv[0]
+        return args
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        with FrontalizeClient(args.url, protocol=args.protocol, timeout=args.timeout) as client:
+            if args.cmd == "models":
+                return cmd_models(client)
+            return cmd_frontalize(client, args)
+    except ServerUnavailable as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (ValueError, ServerError) as e:  # model not served, pose/controls it does not take
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

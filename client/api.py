@@ -1,0 +1,230 @@
+"""FrontalizeClient: frontalize faces with a facefront Triton server, over gRPC or HTTP.
+
+The protocol, as the server's model repository defines it:
+
+- a model family NAME is served as the ensemble ``NAME_frontalize``;
+- input ``IMAGE``: the encoded image file (JPEG, PNG, WebP, ...), either as UINT8 shape [1, N] (the file's bytes)
+  or as BYTES shape [1, 1] (one element holding the file); the client follows the ensemble's metadata;
+- input ``POSE`` (FP32, shape [1, 3]): yaw, pitch, roll in degrees; only on pose-capable families;
+- input ``CONTROLS`` (FP32, shape [1, K]): named float controls (e.g. ``smile``, ``eyes``), only on families whose
+  ensemble config lists their names, in order, as ``parameters { key: "controls" value { string_value:
+  "smile,eyes" } }``. Controls not given are sent as 0.0, the neutral value; CONTROLS is omitted when none is given;
+- output ``FRONTAL`` (UINT8, shape [1, H, W, 3]): the RGB result.
+
+    with FrontalizeClient() as c:                          # gRPC at localhost:8001
+        print(c.models())                                  # ['scaleway', ...]
+        rgb = c.frontalize("face.jpg", model="scaleway")   # HxWx3 uint8
+
+Errors: ValueError for what the client can tell is wrong before sending (not an image, pose or controls the
+model does not take, a model not served); ServerUnavailable when the server cannot be reached; ServerError
+carrying the server's message for everything the server rejects.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import images
+
+SUFFIX = "_frontalize"
+DEFAULT_URLS = {"grpc": "localhost:8001", "http": "localhost:8000"}
+CONTROLS_PARAMETER = "controls"
+
+
+class ServerError(RuntimeError):
+    """The server answered with an error; the message is the server's."""
+
+
+class ServerUnavailable(ConnectionError):
+    """No server answers at the URL."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What one served family accepts, read from its ensemble's metadata and config."""
+    family: str
+    ensemble: str
+    pose: bool                      # has a POSE input
+    image_datatype: str = "UINT8"   # IMAGE as UINT8 [1, N] file bytes, or BYTES [1, 1]
+    controls: tuple[str, ...] = ()  # names of the CONTROLS entries, in order
+
+
+def ensemble_name(model: str) -> str:
+    return model if model.endswith(SUFFIX) else model + SUFFIX
+
+
+def strip_scheme(url: str) -> str:
+    """'grpc://host:port' or 'http://host:port/' -> 'host:port' (tritonclient wants the bare form)."""
+    for scheme in ("grpc://", "http://", "https://"):
+        if url.startswith(scheme):
+            url = url[len(scheme):]
+    return url.rstrip("/")
+
+
+class FrontalizeClient:
+    """A connection to a facefront Triton server. Thread-safe for gRPC; for HTTP use one client per thread."""
+
+    def __init__(self, url: str | None = None, protocol: str = "grpc", timeout: float | None = None):
+        if protocol not in DEFAULT_URLS:
+            raise ValueError(f"protocol must be 'grpc' or 'http', not {protocol!r}")
+        self.protocol = protocol
+        self.url = strip_scheme(url or DEFAULT_URLS[protocol])
+        self.timeout = timeout
+        if protocol == "grpc":
+            import tritonclient.grpc as tc
+        else:
+            import tritonclient.http as tc
+        self._tc = tc
+        if protocol == "grpc":
+            self._client = tc.InferenceServerClient(self.url)
+        else:
+            t = {} if timeout is None else {"connection_timeout": timeout, "network_timeout": timeout}
+            self._client = tc.InferenceServerClient(self.url, **t)
+        self._info: dict[str, ModelInfo] = {}
+
+    # -- connection ------------------------------------------------------------------------------------------
+    def __enter__(self) -> "FrontalizeClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __repr__(self) -> str:
+        return f"FrontalizeClient(url={self.url!r}, protocol={self.protocol!r})"
+
+    def _call(self, method: str, *args, **kwargs) -> Any:
+        """Call a tritonclient method, turning its transport failures into ServerUnavailable / ServerError."""
+        from tritonclient.utils import InferenceServerException
+        if self.protocol == "grpc" and self.timeout is not None:
+            kwargs["client_timeout"] = self.timeout
+        try:
+            return getattr(self._client, method)(*args, **kwargs)
+        except InferenceServerException as e:
+            status = str(e.status() or "")
+            if status == "StatusCode.UNAVAILABLE":
+                raise ServerUnavailable(self._unreachable(e.message() or "unavailable")) from None
+            if status == "StatusCode.DEADLINE_EXCEEDED":
+                raise ServerError(f"no answer within {self.timeout} s (--timeout)") from None
+            raise ServerError(e.message() or str(e)) from None
+        except (ConnectionError, OSError) as e:  # HTTP transport (geventhttpclient) errors
+            raise ServerUnavailable(self._unreachable(str(e))) from None
+
+    def _unreachable(self, why: str) -> str:
+        return (f"cannot reach a Triton server at {self.url} ({self.protocol}): {why.strip()}. "
+                f"Is it running? Start one with `python -m facefront.serving`.")
+
+    # -- models ----------------------------------------------------------------------------------------------
+    def models(self) -> list[str]:
+        """Names of the families served and ready (ensembles named `<family>_frontalize`), sorted."""
+        index = self._call("get_model_repository_index", **({"as_json": True} if self.protocol == "grpc" else {}))
+        if isinstance(index, dict):  # gRPC JSON form
+            index = index.get("models", [])
+        names = {m["name"][: -len(SUFFIX)] for m in index
+                 if m.get("name", "").endswith(SUFFIX) and m.get("state", "READY") == "READY"}
+        return sorted(names)
+
+    def model_info(self, model: str) -> ModelInfo:
+        """Inputs of `model` (family name or ensemble name); cached per client. ValueError if not served."""
+        ensemble = ensemble_name(model)
+        if ensemble in self._info:
+            return self._info[ensemble]
+        as_json = {"as_json": True} if self.protocol == "grpc" else {}
+        try:
+            meta = self._call("get_model_metadata", ensemble, **as_json)
+        except ServerError as e:
+            served = ", ".join(self.models()) or "none"
+            raise ValueError(f"model {model!r} is not served at {self.url} (served: {served}); server said: {e}") from None
+        config = self._call("get_model_config", ensemble, **as_json)
+        config = config.get("config", config)  # gRPC JSON wraps it
+        info = parse_model_info(ensemble, meta, config)
+        self._info[ensemble] = info
+        return info
+
+    # -- inference -------------------------------------------------------------------------------------------
+    def frontalize(self, image: images.ImageLike, model: str = "scaleway",
+                   yaw: float = 0.0, pitch: float = 0.0, roll: float = 0.0, **controls: float) -> np.ndarray:
+        """The frontalized face as an HxWx3 RGB uint8 array.
+
+        image: path, image file bytes, or an RGB uint8 array (sent as PNG).
+        yaw, pitch, roll: target head pose in degrees; only pose-capable models accept non-zero values.
+        controls: named floats the model lists (see `model_info(model).controls`), e.g. smile=0.5.
+        """
+        info = self.model_info(model)
+        data = images.encode(image)
+        if info.image_datatype == "BYTES":
+            inputs = [self._input("IMAGE", np.array([[data]], dtype=object), "BYTES")]
+        else:
+            inputs = [self._input("IMAGE", np.frombuffer(data, dtype=np.uint8)[None], "UINT8")]
+        pose = pose_vector(info, yaw, pitch, roll)
+        if pose is not None:
+            inputs.append(self._input("POSE", pose, "FP32"))
+        ctl = controls_vector(info, controls)
+        if ctl is not None:
+            inputs.append(self._input("CONTROLS", ctl, "FP32"))
+        outputs = [self._tc.InferRequestedOutput("FRONTAL")]
+        result = self._call("infer", info.ensemble, inputs, outputs=outputs)
+        frontal = result.as_numpy("FRONTAL")
+        if frontal is None or frontal.ndim != 4 or frontal.shape[0] != 1 or frontal.shape[-1] != 3:
+            shape = None if frontal is None else frontal.shape
+            raise ServerError(f"{info.ensemble} returned FRONTAL of shape {shape}, expected [1, H, W, 3]")
+        return frontal[0]
+
+    def _input(self, name: str, value: np.ndarray, datatype: str):
+        t = self._tc.InferInput(name, list(value.shape), datatype)
+        t.set_data_from_numpy(value)
+        return t
+
+
+def parse_model_info(ensemble: str, metadata: dict, config: dict) -> ModelInfo:
+    """ModelInfo from Triton's model metadata and config, in the JSON form both protocols give."""
+    inputs = {i["name"]: i.get("datatype", "") for i in metadata.get("inputs", [])}
+    if inputs.get("IMAGE") not in ("UINT8", "BYTES"):
+        raise ValueError(f"{ensemble} is not a frontalize ensemble: its IMAGE input is {inputs.get('IMAGE') or 'missing'} "
+                         f"(expected UINT8 or BYTES)")
+    controls: tuple[str, ...] = ()
+    if "CONTROLS" in inputs:
+        raw = (config.get("parameters") or {}).get(CONTROLS_PARAMETER, {}).get("string_value", "")
+        controls = tuple(n.strip() for n in raw.split(",") if n.strip())
+    family = ensemble[: -len(SUFFIX)] if ensemble.endswith(SUFFIX) else ensemble
+    return ModelInfo(family=family, ensemble=ensemble, pose="POSE" in inputs, image_datatype=inputs["IMAGE"],
+                     controls=controls)
+
+
+def pose_vector(info: ModelInfo, yaw: float, pitch: float, roll: float) -> np.ndarray | None:
+    """[1, 3] FP32 POSE input, None for models without pose; ValueError for angles the model cannot take."""
+    angles = {"yaw": yaw, "pitch": pitch, "roll": roll}
+    for name, value in angles.items():
+        if not isinstance(value, (int, float, np.floating, np.integer)) or not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number of degrees, not {value!r}")
+    if not info.pose:
+        nonzero = [f"{k}={v:g}" for k, v in angles.items() if v != 0]
+        if nonzero:
+            raise ValueError(f"model {info.family!r} has no pose control (its ensemble has no POSE input); "
+                             f"got {', '.join(nonzero)}. Leave yaw/pitch/roll at 0 or pick a pose-capable model.")
+        return None
+    return np.array([[yaw, pitch, roll]], dtype=np.float32)
+
+
+def controls_vector(info: ModelInfo, controls: dict[str, float]) -> np.ndarray | None:
+    """[1, K] FP32 CONTROLS input in the model's order, None when no control is given."""
+    if not controls:
+        return None
+    if not info.controls:
+        raise ValueError(f"model {info.family!r} takes no controls; got {', '.join(sorted(controls))}")
+    unknown = sorted(set(controls) - set(info.controls))
+    if unknown:
+        raise ValueError(f"model {info.family!r} has no control {', '.join(map(repr, unknown))}; "
+                         f"its controls: {', '.join(info.controls)}")
+    values = []
+    for name in info.controls:
+        v = controls.get(name, 0.0)
+        if not isinstance(v, (int, float, np.floating, np.integer)) or not math.isfinite(v):
+            raise ValueError(f"control {name} must be a finite number, not {v!r}")
+        values.append(v)
+    return np.array([values], dtype=np.float32)
