@@ -36,7 +36,7 @@ serve: setup
 	$(PY) -m facefront.serving
 
 demo: export data
-	$(PY) -m bench.demo --out out/demo
+	$(PY) -m bench demo --out out/demo
 
 test: export
 	CI=$${CI:-} $(PY) -m pytest -q tests

@@ -2,6 +2,7 @@
 
   python -m bench load  --model scaleway --users 8 --duration 30 --out out/load     Locust load test on the server
   python -m bench speed --model scaleway --out out/speed                            eager vs onnxruntime vs served
+  python -m bench demo --out out/demo                                              the `make demo` run
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import sys
 COMMANDS = {
     "load": "bench.load",
     "speed": "bench.speed",
+    "demo": "bench.demo",
 }
 
 

@@ -1,0 +1,155 @@
+"""The main job, end to end on this machine: serve every usable model on CPU, frontalize the sample faces, run a
+short load test, print where everything is, stop the server.
+
+Models with synthetic weights produce noise, not faces: scaleway still runs (it is cheap and shows the whole
+chain, labelled as synthetic); LivePortrait and FFWM are skipped with the reason unless real weights were exported
+(`weights/<model>/`, then `make export`). mesh3d needs no weights.
+
+examples:
+  python -m bench demo --out out/demo
+  python -m bench demo --out out/demo --photos obama.jpg biden.jpg --load-seconds 20
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ALWAYS = {"scaleway"}               # cheap enough to demo even with synthetic weights
+DEFAULT_PHOTOS = ["obama.jpg", "biden.jpg", "astronaut.png", "obama2.jpg"]
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default out/demo)")
+    p.add_argument("--photos", nargs="+", default=DEFAULT_PHOTOS, help="sample photos from `make data`")
+    p.add_argument("--load-users", type=int, default=4)
+    p.add_argument("--load-seconds", type=float, default=10)
+    p.add_argument("--http-port", type=int, default=8000)
+    p.add_argument("--grpc-port", type=int, default=8001)
+    p.add_argument("--metrics-port", type=int, default=8002)
+
+
+def weights_kind(family: str) -> str:
+    """'real', 'synthetic' or 'none' (weight-free), from the exported artefacts' manifests."""
+    from export.common.family import MODEL_REPOSITORY, families
+    from facefront import artifact
+    fam = families().get(family)
+    nets = fam.networks if fam else []
+    if not nets:
+        return "none"
+    kinds = set()
+    for net in nets:
+        try:
+            kinds.add(artifact.verify(MODEL_REPOSITORY / net / "1", "model.onnx").get("synthetic_weights"))
+        except artifact.ArtifactError:
+            return "missing"
+    return "synthetic" if True in kinds else "real"
+
+
+def choose(ready: list[str]) -> tuple[list[str], dict[str, str]]:
+    chosen, skipped = [], {}
+    for fam in ready:
+        kind = weights_kind(fam)
+        if kind in ("real", "none") or fam in ALWAYS:
+            chosen.append(fam)
+        else:
+            skipped[fam] = (f"skipped: {kind} weights (no real checkpoint in weights/{fam}/); outputs would not be "
+                            f"faces. Put the weights there, run `make export`, then `make demo`")
+    return chosen, skipped
+
+
+def fit(img: np.ndarray | None, size: int) -> np.ndarray:
+    """The whole image scaled into a size x size tile (letterboxed); a dark tile for a failed output."""
+    import cv2
+    tile = np.full((size, size, 3), 40, np.uint8)
+    if img is None:
+        return tile
+    h, w = img.shape[:2]
+    s = size / max(h, w)
+    nh, nw = max(1, round(h * s)), max(1, round(w * s))
+    small = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+    y, x = (size - nh) // 2, (size - nw) // 2
+    tile[y:y + nh, x:x + nw] = small
+    return tile
+
+
+def grid(rows: list[list[np.ndarray | None]], size: int = 160) -> np.ndarray:
+    return np.vstack([np.hstack([fit(t, size) for t in row]) for row in rows])
+
+
+def run(args) -> int:
+    from client import FrontalizeClient
+    from facefront import imaging
+    from facefront.data import photo
+    from facefront.serving.server import Server, ServerError, exported_families
+
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    ready, not_exported = exported_families()
+    chosen, skipped = choose(ready)
+    skipped.update(not_exported)
+    for fam, why in skipped.items():
+        print(f"[demo] {fam}: {why}", flush=True)
+    if not chosen:
+        print("[demo] nothing to serve: run `make export`", file=sys.stderr)
+        return 1
+    photos = [Path(photo(name)) for name in args.photos]
+    print(f"[demo] starting the CPU tritonserver with {', '.join(chosen)} ...", flush=True)
+    summary: dict = {"models": {}, "skipped": skipped}
+    try:
+        srv = Server(models=chosen, http_port=args.http_port, grpc_port=args.grpc_port,
+                     metrics_port=args.metrics_port).start()
+    except ServerError as e:
+        print(f"[demo] error: {e}", file=sys.stderr)
+        return 1
+    try:
+        rows = [[imaging.decode(p.read_bytes())] for p in photos]
+        with FrontalizeClient(srv.grpc_url) as c:
+            for fam in chosen:
+                kind = weights_kind(fam)
+                d = out / fam
+                d.mkdir(exist_ok=True)
+                written, failed = [], {}
+                for i, p in enumerate(photos):
+                    try:
+                        img = c.frontalize(p, model=fam)
+                        dest = d / f"{p.stem}.png"
+                        dest.write_bytes(imaging.encode_png(img))
+                        written.append(str(dest))
+                        rows[i].append(img)
+                    except Exception as e:  # one bad photo must not stop the demo
+                        failed[p.name] = str(e).splitlines()[0]
+                        rows[i].append(None)
+                    print(f"[demo] {fam} [{i + 1}/{len(photos)}] {p.name} -> "
+                          f"{written[-1] if p.name not in failed else 'FAILED: ' + failed[p.name]}", flush=True)
+                summary["models"][fam] = {"weights": kind, "outputs": written, "failed": failed}
+        (out / "grid.png").write_bytes(imaging.encode_png(grid(rows)))
+        for fam in chosen:
+            load_dir = out / f"load-{fam}"
+            cmd = [sys.executable, "-m", "bench", "load", "--model", fam, "--users", str(args.load_users),
+                   "--duration", f"{args.load_seconds:g}", "--out", str(load_dir), "--url", srv.grpc_url,
+                   "--image", str(photos[0])]
+            print(f"[demo] load test: {' '.join(cmd[1:])}", flush=True)
+            subprocess.run(cmd, check=False)
+            s = load_dir / "summary.json"
+            if s.is_file():
+                summary["models"][fam]["load"] = json.loads(s.read_text())
+    finally:
+        srv.stop()
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print("\n[demo] results")
+    print(f"  grid (input | {' | '.join(chosen)}): {out / 'grid.png'}")
+    for fam, m in summary["models"].items():
+        print(f"  {fam} ({m['weights']} weights): {len(m['outputs'])} images in {out / fam}/"
+              + (f", {len(m['failed'])} failed" if m["failed"] else ""))
+        ld = m.get("load")
+        if ld:
+            print(f"    load ({args.load_users} users, {args.load_seconds:g}s): {ld['fps']:.1f} images/s, "
+                  f"p50 {ld['p50_ms']} ms, p95 {ld['p95_ms']} ms, p99 {ld['p99_ms']} ms, "
+                  f"{ld['requests']} requests, {ld['failures']} failures -> {out / f'load-{fam}'}/summary.json")
+    print(f"  summary: {out / 'summary.json'}")
+    print("[demo] server stopped")
+    return 0
