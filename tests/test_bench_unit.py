@@ -37,8 +37,9 @@ def test_summary_without_requests(tmp_path):
 def parse(argv):
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd")
-    for name in bench_main.COMMANDS:
-        getattr({"load": load, "speed": speed}[name], "add_arguments")(sub.add_parser(name))
+    import importlib
+    for name, module in bench_main.COMMANDS.items():
+        importlib.import_module(module).add_arguments(sub.add_parser(name))
     return p.parse_args(argv)
 
 
