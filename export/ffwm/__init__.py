@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from ..common.family import Family
-from . import reference
+from . import export_spec, reference
 
 
 def _download(dest: Path) -> Path:
@@ -16,5 +16,7 @@ FAMILY = Family(
     summary="FFWM flow estimator + warping generator (68.6 M params, 128 px, no pose control)",
     run_fixtures=reference.run_fixtures,
     download=_download,
+    export=export_spec.export,
+    networks=[export_spec.NETWORK],
     weights_file="latest_net_netG.pth",  # with latest_net_flowNetF.pth beside it (weights.FILES)
 )
