@@ -3,6 +3,7 @@
   python -m bench load  --model scaleway --users 8 --duration 30 --out out/load     Locust load test on the server
   python -m bench speed --model scaleway --out out/speed                            eager vs onnxruntime vs served
   python -m bench demo --out out/demo                                              the `make demo` run
+  python -m bench report --out report                                              the comparison report
 """
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ COMMANDS = {
     "load": "bench.load",
     "speed": "bench.speed",
     "demo": "bench.demo",
+    "report": "bench.report",
+    "quality": "bench.quality",
+    "fidelity": "bench.fidelity",
 }
 
 
