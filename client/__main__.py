@@ -1,13 +1,15 @@
-"""python -m client: frontalize image files with a facefront Triton server, or list what it serves."""
+"""python -m client: frontalize image files with a facefront Triton server, analyse faces, or list what it serves."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
 from . import images
-from .api import DEFAULT_URLS, FrontalizeClient, ServerError, ServerUnavailable, controls_vector, pose_vector
+from .api import (DEFAULT_URLS, FrontalizeClient, ModelNotServed, ServerError, ServerUnavailable, controls_vector,
+                  pose_vector)
 
 EPILOG = """\
 examples:
@@ -16,6 +18,7 @@ examples:
   python -m client frontalize photos/ -r -o out/ --model mesh3d --yaw 15
   python -m client frontalize a.jpg b.png --protocol http --url 127.0.0.1:8000 -o out/
   python -m client frontalize face.jpg -o out/ --model liveportrait --control smile=0.5 --control eyes=0.3
+  python -m client analyze group.jpg face.jpg --all         # one JSON line per image: boxes, landmarks, pose
 
 Inputs are files or folders; in a folder only image files (%s) are taken, sub-folders
 with -r. Each input INPUT/stem.ext is written as OUTDIR/stem.png (PNG, RGB); a file is written whole or not
@@ -60,6 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--control", type=_control, action="append", default=[], metavar="NAME=VALUE",
                    help="a named control the model takes, e.g. smile=0.5 (repeatable; see `models`)")
     f.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
+
+    a = sub.add_parser("analyze", parents=[conn], help="detect faces: boxes, 468 landmarks, head pose (JSON lines)",
+                       description="Detect the faces in image files. Prints one JSON line per input on stdout: "
+                                   '{"file", "faces": [{"box": [x0, y0, x1, y1], "score", "pose": {"yaw", "pitch", '
+                                   '"roll"}, "landmarks": [[x, y, z] x 468]}]} (largest face first), or {"file", '
+                                   '"error"}. Pixels; degrees.',
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    a.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
+    a.add_argument("--all", dest="all_faces", action="store_true", help="every face, not only the largest")
+    a.add_argument("--no-landmarks", action="store_true", help="leave the 468 landmarks out of the output")
+    a.add_argument("-r", "--recursive", action="store_true", help="also take images in sub-folders of folder inputs")
 
     sub.add_parser("models", parents=[conn], help="list the model families the server serves",
                    description="List the model families served (ensembles named <family>_frontalize).")
@@ -117,6 +131,37 @@ def cmd_frontalize(client: FrontalizeClient, args) -> int:
     return 1 if failed else 0
 
 
+def face_json(face: dict, landmarks: bool = True) -> dict:
+    """A face from `FrontalizeClient.analyze` as plain JSON values (0.01-pixel / 0.01-degree precision)."""
+    out = {"box": [round(v, 2) for v in face["box"]], "score": round(face["score"], 4),
+           "pose": {k: round(v, 2) for k, v in face["pose"].items()}}
+    if landmarks:
+        out["landmarks"] = [[round(float(v), 2) for v in p] for p in face["landmarks"]]
+    return out
+
+
+def cmd_analyze(client: FrontalizeClient, args) -> int:
+    files, problems = images.discover(args.inputs, recursive=args.recursive)
+    for path, reason in problems:
+        print(json.dumps({"file": str(path), "error": reason}), flush=True)
+    if not files:
+        print("error: no input files to analyze", file=sys.stderr)
+        return 2
+    failed = len(problems)
+    for path in files:
+        try:
+            faces = client.analyze(path, all_faces=args.all_faces)
+        except (ServerUnavailable, ModelNotServed):  # the same for every file: stop now (exit 2)
+            raise
+        except (ValueError, OSError, ServerError) as e:
+            failed += 1
+            print(json.dumps({"file": str(path), "error": str(e)}), flush=True)
+            continue
+        line = {"file": str(path), "faces": [face_json(f, not args.no_landmarks) for f in faces]}
+        print(json.dumps(line, separators=(",", ":")), flush=True)
+    return 1 if failed else 0
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Like parse_args, but options may follow the inputs (`frontalize DIR -r more.jpg -o OUT`)."""
     parser = build_parser()
@@ -135,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         with FrontalizeClient(args.url, protocol=args.protocol, timeout=args.timeout) as client:
             if args.cmd == "models":
                 return cmd_models(client)
+            if args.cmd == "analyze":
+                return cmd_analyze(client, args)
             return cmd_frontalize(client, args)
     except ServerUnavailable as e:
         print(f"error: {e}", file=sys.stderr)

@@ -11,6 +11,11 @@ The protocol, as the server's model repository defines it:
   "smile,eyes" } }``. Controls not given are sent as 0.0, the neutral value; CONTROLS is omitted when none is given;
 - output ``FRONTAL`` (UINT8, shape [1, H, W, 3]): the RGB result.
 
+Face analysis is the model ``face_analyze`` (not batched): ``IMAGE`` UINT8 [N] (the file's bytes), optional
+``ALL_FACES`` BOOL [1]; outputs per face, largest first: ``BOXES`` FP32 [F, 4] (x0, y0, x1, y1 pixels), ``SCORES``
+[F], ``LANDMARKS`` [F, 468, 3] (x, y pixels, z same scale, larger = farther), ``POSE`` [F, 3] (yaw, pitch, roll
+degrees). ``analyze()`` wraps it.
+
     with FrontalizeClient() as c:                          # gRPC at localhost:8001
         print(c.models())                                  # ['scaleway', ...]
         rgb = c.frontalize("face.jpg", model="scaleway")   # HxWx3 uint8
@@ -30,6 +35,7 @@ import numpy as np
 from . import images
 
 SUFFIX = "_frontalize"
+ANALYZE_MODEL = "face_analyze"
 DEFAULT_URLS = {"grpc": "localhost:8001", "http": "localhost:8000"}
 CONTROLS_PARAMETER = "controls"
 
@@ -40,6 +46,10 @@ class ServerError(RuntimeError):
 
 class ServerUnavailable(ConnectionError):
     """No server answers at the URL."""
+
+
+class ModelNotServed(ValueError):
+    """The server does not serve the model asked for."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,7 @@ class FrontalizeClient:
             t = {} if timeout is None else {"connection_timeout": timeout, "network_timeout": timeout}
             self._client = tc.InferenceServerClient(self.url, **t)
         self._info: dict[str, ModelInfo] = {}
+        self._ready: set[str] = set()  # non-ensemble models seen ready (face_analyze)
 
     # -- connection ------------------------------------------------------------------------------------------
     def __enter__(self) -> "FrontalizeClient":
@@ -175,6 +186,34 @@ class FrontalizeClient:
             raise ServerError(f"{info.ensemble} returned FRONTAL of shape {shape}, expected [1, H, W, 3]")
         return frontal[0]
 
+    def analyze(self, image: images.ImageLike, all_faces: bool = False) -> list[dict]:
+        """Faces in `image`, largest first (only the largest unless `all_faces`), each a dict:
+        ``box`` (x0, y0, x1, y1) pixels, ``score`` (detector confidence 0..1), ``landmarks`` (468x3 float32: x, y
+        pixels; z same scale, larger = farther), ``pose`` {"yaw", "pitch", "roll"} degrees.
+
+        An image without a face raises ServerError("no face was found in the WxH image").
+        """
+        self._require(ANALYZE_MODEL, "export the face models: `python -m export onnx face`")
+        data = np.frombuffer(images.encode(image), dtype=np.uint8)
+        inputs = [self._input("IMAGE", data, "UINT8"),
+                  self._input("ALL_FACES", np.array([bool(all_faces)]), "BOOL")]
+        names = ("BOXES", "SCORES", "LANDMARKS", "POSE")
+        result = self._call("infer", ANALYZE_MODEL, inputs,
+                            outputs=[self._tc.InferRequestedOutput(n) for n in names])
+        return faces_from_outputs({n: result.as_numpy(n) for n in names})
+
+    def _require(self, model: str, hint: str) -> None:
+        """ValueError naming what to do when `model` is not served (checked once per client)."""
+        if model in self._ready:
+            return
+        try:
+            ready = self._call("is_model_ready", model)
+        except ServerError:
+            ready = False
+        if not ready:
+            raise ModelNotServed(f"{model} is not served at {self.url}; {hint} and restart the server")
+        self._ready.add(model)
+
     def _input(self, name: str, value: np.ndarray, datatype: str):
         t = self._tc.InferInput(name, list(value.shape), datatype)
         t.set_data_from_numpy(value)
@@ -228,3 +267,19 @@ def controls_vector(info: ModelInfo, controls: dict[str, float]) -> np.ndarray |
             raise ValueError(f"control {name} must be a finite number, not {v!r}")
         values.append(v)
     return np.array([values], dtype=np.float32)
+
+
+def faces_from_outputs(out: dict[str, np.ndarray | None]) -> list[dict]:
+    """face_analyze's output tensors -> one dict per face (box, score, landmarks, pose)."""
+    missing = [k for k, v in out.items() if v is None]
+    if missing:
+        raise ServerError(f"{ANALYZE_MODEL} returned no {', '.join(missing)}")
+    boxes, scores, landmarks, pose = (out[k] for k in ("BOXES", "SCORES", "LANDMARKS", "POSE"))
+    n = len(boxes)
+    if boxes.shape != (n, 4) or scores.shape != (n,) or landmarks.shape != (n, 468, 3) or pose.shape != (n, 3):
+        raise ServerError(f"{ANALYZE_MODEL} returned inconsistent shapes: BOXES {boxes.shape}, SCORES {scores.shape}, "
+                          f"LANDMARKS {landmarks.shape}, POSE {pose.shape}")
+    return [{"box": tuple(float(v) for v in boxes[i]), "score": float(scores[i]),
+             "landmarks": np.asarray(landmarks[i], np.float32),
+             "pose": dict(zip(("yaw", "pitch", "roll"), (float(v) for v in pose[i])))}
+            for i in range(n)]

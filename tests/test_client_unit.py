@@ -195,3 +195,49 @@ def test_cli_exit_2_when_server_unreachable(tmp_path, capsys):
         err = capsys.readouterr().err
         assert rc == 2
         assert f"cannot reach a Triton server at 127.0.0.1:{port} ({proto})" in err
+
+
+def test_faces_from_outputs_and_their_json():
+    from client.api import faces_from_outputs
+    n = 2
+    out = {"BOXES": np.arange(n * 4, dtype=np.float32).reshape(n, 4), "SCORES": np.array([0.9, 0.8], np.float32),
+           "LANDMARKS": np.ones((n, 468, 3), np.float32), "POSE": np.array([[1, 2, 3], [4, 5, 6]], np.float32)}
+    faces = faces_from_outputs(out)
+    assert [f["box"] for f in faces] == [(0.0, 1.0, 2.0, 3.0), (4.0, 5.0, 6.0, 7.0)]
+    assert faces[1]["pose"] == {"yaw": 4.0, "pitch": 5.0, "roll": 6.0} and faces[0]["landmarks"].shape == (468, 3)
+    j = cli.face_json(faces[0], landmarks=False)
+    assert j == {"box": [0.0, 1.0, 2.0, 3.0], "score": 0.9, "pose": {"yaw": 1.0, "pitch": 2.0, "roll": 3.0}}
+    assert len(cli.face_json(faces[0])["landmarks"]) == 468
+    with pytest.raises(ServerError, match="inconsistent shapes"):
+        faces_from_outputs({**out, "POSE": out["POSE"][:1]})
+
+
+class FakeAnalyzeClient(FakeClient):
+    def analyze(self, image, all_faces=False):
+        from client.api import ModelNotServed
+        if self.url == "no-model:1":
+            raise ModelNotServed("face_analyze is not served at no-model:1")
+        images.encode(image)
+        if str(image).endswith("refuse.png"):
+            raise ServerError("no face was found in the 8x6 image")
+        face = {"box": (1.0, 2.0, 3.0, 4.0), "score": 0.9, "landmarks": np.zeros((468, 3), np.float32),
+                "pose": {"yaw": 0.0, "pitch": 0.0, "roll": 0.0}}
+        return [face, face] if all_faces else [face]
+
+
+def test_cli_analyze_json_lines_errors_and_exit_codes(inputs, monkeypatch, capsys):
+    import json
+    monkeypatch.setattr(cli, "FrontalizeClient", FakeAnalyzeClient)
+    rc = cli.main(["analyze", str(inputs / "a.png"), str(inputs / "broken.jpg"), str(inputs / "refuse.png"),
+                   "--all", "--no-landmarks"])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rc == 1
+    assert len(lines[0]["faces"]) == 2 and "landmarks" not in lines[0]["faces"][0]
+    assert lines[1]["error"].startswith("not an image file")
+    assert lines[2]["error"] == "no face was found in the 8x6 image"
+    assert cli.main(["analyze", str(inputs / "a.png")]) == 0
+    assert len(json.loads(capsys.readouterr().out)["faces"]) == 1
+    # a model that is not served stops at once with exit 2
+    assert cli.main(["analyze", str(inputs / "a.png"), str(inputs / "refuse.png"), "--url", "no-model:1"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "face_analyze is not served" in captured.err

@@ -93,9 +93,11 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-np.clip(np.asarray(x, np.float64), -100, 100)))
 
 
-class FaceAnalyzer:
-    """Holds the two onnxruntime sessions. ``analyze`` is the whole pipeline; the pieces are public so
-    the served stages can run the networks elsewhere (Triton) and reuse the same pre/post-processing."""
+class OrtNetworks:
+    """The two networks run in-process by onnxruntime from the cached ONNX files (``models.onnx_path``).
+
+    Any object with the same two methods can stand in (the served ``face_analyze`` model sends them to the
+    ``face_detector`` / ``face_landmarks`` Triton leaves), so the pre/post-processing exists once."""
 
     def __init__(self, providers: list[str] | None = None, threads: int = 0):
         import onnxruntime as ort
@@ -105,6 +107,24 @@ class FaceAnalyzer:
         providers = providers or ["CPUExecutionProvider"]
         self.det = ort.InferenceSession(str(onnx_path("face_detector")), so, providers=providers)
         self.lmk = ort.InferenceSession(str(onnx_path("face_landmarks")), so, providers=providers)
+
+    def detector(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Nx128x128x3 float32 in [-1, 1] -> (regressors Nx896x16, scores Nx896x1) raw logits."""
+        reg, sc = self.det.run(["regressors", "scores"], {"input": x})
+        return reg, sc
+
+    def landmarks(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Nx192x192x3 float32 in [0, 1] -> (landmarks Nx1x1x1404, presence Nx1x1x1 logit)."""
+        raw, presence = self.lmk.run(["landmarks", "presence"], {"input": x})
+        return raw, presence
+
+
+class FaceAnalyzer:
+    """The whole pipeline (``analyze``) around two networks: ``networks`` is an ``OrtNetworks`` by default.
+    The pieces are public static methods so they can be tested and reused one by one."""
+
+    def __init__(self, providers: list[str] | None = None, threads: int = 0, networks=None):
+        self.networks = networks if networks is not None else OrtNetworks(providers, threads)
 
     # ---- detection -------------------------------------------------------------------------------
     @staticmethod
@@ -161,7 +181,7 @@ class FaceAnalyzer:
         acc_s = np.zeros(0, np.float32)
         for level_i, wins in enumerate(self.windows(h, w)):
             x, mats = self.detector_inputs(image, wins)
-            reg, sc = self.det.run(None, {"input": x})
+            reg, sc = self.networks.detector(x)
             lb, lk, ls = [], [], []
             for j, (win, m) in enumerate(zip(wins, mats)):
                 b, k, s = self.decode(reg[j], sc[j], m)
@@ -225,7 +245,7 @@ class FaceAnalyzer:
         if len(scores):
             mats = [self.roi_affine(b, k) for b, k in zip(boxes, kps)]
             x = np.stack([self.landmark_input(image, m) for m in mats])
-            raw, presence = self.lmk.run(None, {"input": x})
+            raw, presence = self.networks.landmarks(x)
             for b, k, s, m, r, p in zip(boxes, kps, scores, mats, raw, presence):
                 pr = float(_sigmoid(p.reshape(())))
                 if pr < MIN_PRESENCE:

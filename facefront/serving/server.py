@@ -78,9 +78,28 @@ def exported_families(repo: Path = MODEL_REPOSITORY) -> tuple[list[str], dict[st
     return ready, skipped
 
 
+def exported_services(repo: Path = MODEL_REPOSITORY) -> tuple[list[str], dict[str, str]]:
+    """(`*_analyze` models ready to serve, {model: why not}): served beside the families whenever their member
+    leaves are exported (face_analyze: boxes, landmarks and pose, no frontalization)."""
+    ready, skipped = [], {}
+    for model in sorted(repo.glob("*_analyze")):
+        missing = [m for m in _ensemble_members(model)
+                   if _needs_artifact(repo / m) and not (repo / m / "1" / "manifest.json").is_file()]
+        if missing:
+            skipped[model.name] = f"not exported ({', '.join(missing)}): run `make export`"
+        else:
+            ready.append(model.name)
+    return ready, skipped
+
+
 def _ensemble_members(ens: Path) -> list[str]:
+    """Models a top-level model runs: its ensemble steps, and the `bls_models` parameter of a python BLS model."""
     text = (ens / "config.pbtxt").read_text()
-    return sorted(set(re.findall(r'model_name:\s*"([^"]+)"', text)))
+    names = set(re.findall(r'model_name:\s*"([^"]+)"', text))
+    bls = re.search(r'key:\s*"bls_models",?\s*value:?\s*\{\s*string_value:\s*"([^"]*)"', text)
+    if bls:
+        names.update(n.strip() for n in bls.group(1).split(",") if n.strip())
+    return sorted(names)
 
 
 def _needs_artifact(model_dir: Path) -> bool:
@@ -88,9 +107,13 @@ def _needs_artifact(model_dir: Path) -> bool:
     return 'platform: "tensorrt_plan"' in (model_dir / "config.pbtxt").read_text()
 
 
-def select_repository(families: list[str], repo: Path = MODEL_REPOSITORY) -> Path:
-    """A repository view (symlinks) holding only these families' ensembles and their member models."""
+def select_repository(families: list[str], repo: Path = MODEL_REPOSITORY, services: list[str] = ()) -> Path:
+    """A repository view (symlinks) holding only these families' ensembles, the `services` models, and their
+    member models."""
     names: set[str] = set()
+    for svc in services:
+        names.add(svc)
+        names.update(_ensemble_members(repo / svc))
     for fam in families:
         ens = repo / f"{fam}_frontalize"
         if not ens.is_dir():
@@ -122,6 +145,7 @@ class Server:
     extra_args: list[str] = field(default_factory=list)
     proc: subprocess.Popen | None = None
     skipped: dict[str, str] = field(default_factory=dict)
+    services: list[str] = field(default_factory=list)   # non-family models served too (face_analyze)
 
     @property
     def grpc_url(self) -> str:
@@ -163,7 +187,8 @@ class Server:
             raise ServerError(f"cannot serve {', '.join(not_ready)}: {reasons}")
         if not wanted:
             raise ServerError("no exported models to serve: run `make export` first")
-        repo = select_repository(wanted, self.repository)
+        self.services, _ = exported_services(self.repository)
+        repo = select_repository(wanted, self.repository, self.services)
         for port in (self.http_port, self.grpc_port, self.metrics_port):
             if _port_busy(port):
                 raise ServerError(f"port {port} on 127.0.0.1 is already in use (another server running?)")
