@@ -70,7 +70,8 @@ def main(argv=None) -> int:
     if args.cmd == "list":
         for name, f in fam.families().items():
             w = f.default_weights()
-            print(f"{name:14s} {f.summary}\n{'':14s} weights: {w if w else 'synthetic (no weights/' + name + '/)'}")
+            source = f.weights_note or (w if w else f"synthetic (no weights/{name}/)")
+            print(f"{name:14s} {f.summary}\n{'':14s} weights: {source}")
         for name, why in fam.BROKEN.items():
             print(f"{name:14s} BROKEN: {why}")
         return 0

@@ -33,6 +33,8 @@ class Family:
     networks: list[str] = field(default_factory=list)
     # what `--weights` / weights/<name>/ must hold: a file name, or a folder layout description
     weights_file: str = ""
+    # shown by `export list` instead of "synthetic" for families whose weights ship with a package
+    weights_note: str = ""
 
     def default_weights(self) -> Path | None:
         """weights/<name>/ (or the file in it) when the user put real weights there, else None."""

@@ -11,4 +11,5 @@ FAMILY = Family(
     summary="BlazeFace detector + 468-pt FaceMesh landmarks (mediapipe 0.10.21 tflite -> ONNX), for face_analyze",
     export=export_spec.export,
     networks=list(export_spec.NETWORKS),
+    weights_note="mediapipe 0.10.21 tflite files (Apache-2.0), translated to ONNX at export",
 )

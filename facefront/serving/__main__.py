@@ -6,7 +6,7 @@ import signal
 import sys
 import time
 
-from .server import Server, ServerError, exported_families
+from .server import Server, ServerError, exported_families, exported_services
 
 
 def main(argv=None) -> int:
@@ -24,6 +24,8 @@ def main(argv=None) -> int:
             print(f"{m:14s} ready")
         for m, why in skipped.items():
             print(f"{m:14s} {why}")
+        for m in exported_services()[0]:
+            print(f"{m:14s} ready (service)")
         return 0
     models = [m for m in args.models.split(",") if m] if args.models else None
     srv = Server(models=models, http_port=args.http_port, grpc_port=args.grpc_port, metrics_port=args.metrics_port)
@@ -40,7 +42,7 @@ def main(argv=None) -> int:
         return 1
     for m, why in srv.skipped.items():
         print(f"skipped {m}: {why}", file=sys.stderr)
-    print(f"serving {', '.join(srv.served)} (CPU flavour) on grpc {srv.grpc_url}, http {srv.http_url}, "
+    print(f"serving {', '.join(srv.served + srv.services)} (CPU flavour) on grpc {srv.grpc_url}, http {srv.http_url}, "
           f"metrics 127.0.0.1:{args.metrics_port}; log {srv.log_path}. Ctrl-C to stop.", flush=True)
     while not stop["now"] and srv.proc.poll() is None:
         time.sleep(0.2)
