@@ -63,7 +63,7 @@ def synthetic_state_dict(module: nn.Module, seed_prefix: str = "") -> dict[str, 
                 out[key] = torch.from_numpy(np.ascontiguousarray(val)).to(t.dtype)
                 continue
         val = rule_v1(seed_prefix + key, shape)
-        out[key] = torch.from_numpy(np.ascontiguousarray(val)).to(t.dtype)
+        out[key] = torch.from_numpy(np.ascontiguousarray(val).reshape(shape)).to(t.dtype)
     return out
 
 

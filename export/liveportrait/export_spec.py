@@ -1,0 +1,162 @@
+"""ONNX graphs of LivePortrait's five networks: names, example inputs, and export with an onnxruntime check.
+
+Every graph has a dynamic batch axis and G's spectral norm folded into plain weights. Two targets differ only in
+how W samples its 3-D volumes (see sampling.py):
+* "tensorrt": `gather_8`, opset 17: no 5-D GridSample, which TensorRT 10 cannot run without a plugin;
+* "onnxruntime": the native 5-D GridSample (opset 20), about twice as fast as any decomposition on CPU.
+`tensorrt_problems()` lists anything in a graph that TensorRT 10's ONNX parser would not take natively.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..common import onnx_tools
+from .reference import build
+from .spade import fold_spectral_norm
+
+OPSET = onnx_tools.DEFAULT_OPSET          # 17: LayerNormalization, 4-D GridSample
+OPSET_5D = 20                             # GridSample on 5-D inputs
+TRT_SAMPLER = "gather_8"
+SAMPLER_FOR_TARGET = {"tensorrt": TRT_SAMPLER, "onnxruntime": "grid_sample_5d"}
+
+
+class _MotionGraph(nn.Module):
+    def __init__(self, m: nn.Module):
+        super().__init__()
+        self.m = m
+
+    def forward(self, image):
+        o = self.m(image)
+        return o["pitch"], o["yaw"], o["roll"], o["t"], o["exp"], o["scale"], o["kp"]
+
+
+class _WarpGraph(nn.Module):
+    def __init__(self, w: nn.Module):
+        super().__init__()
+        self.w = w
+
+    def forward(self, feature_3d, kp_source, kp_driving):
+        o = self.w(feature_3d, kp_driving=kp_driving, kp_source=kp_source)
+        return o["occlusion_map"], o["deformation"], o["out"]
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    net: str
+    inputs: dict[str, tuple[int, ...]]     # name -> shape without the batch axis
+    outputs: tuple[str, ...]
+    wrap: Callable[[nn.Module], nn.Module]
+
+
+SPECS: dict[str, GraphSpec] = {
+    "F": GraphSpec("F", {"source_image": (3, 256, 256)}, ("feature_3d",), lambda m: m),
+    "M": GraphSpec("M", {"source_image": (3, 256, 256)}, ("pitch", "yaw", "roll", "t", "exp", "scale", "kp"),
+                   _MotionGraph),
+    "W": GraphSpec("W", {"feature_3d": (32, 16, 64, 64), "kp_source": (21, 3), "kp_driving": (21, 3)},
+                   ("occlusion_map", "deformation", "out"), _WarpGraph),
+    "G": GraphSpec("G", {"feature": (256, 64, 64)}, ("image",), lambda m: m),
+    "S": GraphSpec("S", {"stitching_in": (126,), "lip_in": (65,), "eye_in": (66,)},
+                   ("stitching_out", "lip_out", "eye_out"), lambda m: m),
+}
+
+
+def example_inputs(net: str, batch: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
+    """Plausible inputs: images in [0, 1], keypoints around the unit cube, features ~N(0, 1)."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, shape in SPECS[net].inputs.items():
+        if name == "source_image":
+            a = rng.random((batch, *shape))
+        elif name.startswith("kp_"):
+            a = rng.uniform(-0.8, 0.8, (batch, *shape))
+        elif name in ("lip_in", "eye_in"):
+            a = np.concatenate([rng.uniform(-0.8, 0.8, (batch, 63)), rng.uniform(0, 0.5, (batch, shape[0] - 63))], 1)
+        else:
+            a = rng.standard_normal((batch, *shape))
+        out[name] = a.astype(np.float32)
+    if net == "W":  # driving keypoints near the source ones, as a re-pose produces
+        out["kp_driving"] = (out["kp_source"] + rng.normal(0, 0.05, out["kp_source"].shape)).astype(np.float32)
+    return out
+
+
+def graph_module(net: str, weights_dir: Path | None = None, sampler: str = TRT_SAMPLER) -> nn.Module:
+    """The eval-mode module that is exported for `net` (synthetic weights when `weights_dir` is None)."""
+    m = build(net, weights_dir)
+    if net == "G":
+        fold_spectral_norm(m)
+    if net == "W":
+        m.set_sampler(sampler)
+    return SPECS[net].wrap(m).eval()
+
+
+def export_one(net: str, path: Path, module: nn.Module | None = None, weights_dir: Path | None = None,
+               sampler: str = TRT_SAMPLER, example: dict[str, np.ndarray] | None = None) -> Path:
+    """Export `net` (or the given wrapped `module`, traced on `example`) to `path`, batch axis dynamic."""
+    spec = SPECS[net]
+    module = module if module is not None else graph_module(net, weights_dir, sampler)
+    ex = example if example is not None else example_inputs(net, batch=2)
+    opset = OPSET_5D if (net == "W" and sampler == "grid_sample_5d") else OPSET
+    return onnx_tools.export(module, [torch.from_numpy(v) for v in ex.values()], Path(path), list(spec.inputs),
+                             list(spec.outputs), opset=opset)
+
+
+def export_all(out_dir: Path, weights_dir: Path | None = None, target: str = "tensorrt") -> dict[str, Path]:
+    """Write `<out_dir>/liveportrait_<net>.onnx` for F, M, W, G, S; return {net: path}.
+    `target` "tensorrt" (default: plugin-free graphs) or "onnxruntime" (W keeps the native 5-D GridSample)."""
+    if target not in SAMPLER_FOR_TARGET:
+        raise ValueError(f"target must be one of {', '.join(SAMPLER_FOR_TARGET)}, got {target!r}")
+    out_dir = Path(out_dir)
+    return {net: export_one(net, out_dir / f"liveportrait_{net}.onnx", weights_dir=weights_dir,
+                            sampler=SAMPLER_FOR_TARGET[target]) for net in SPECS}
+
+
+def compare(net: str, path: Path, module: nn.Module, inputs: dict[str, np.ndarray], threads: int = 2) -> dict[str, float]:
+    """{output name: max |ORT - PyTorch|} for graph `path` of network `net` on `inputs`."""
+    got = onnx_tools.session(path, threads).run(None, inputs)
+    with torch.no_grad():
+        ref = module(*[torch.from_numpy(v) for v in inputs.values()])
+    ref = [ref] if isinstance(ref, torch.Tensor) else list(ref)
+    return {name: float(np.abs(g - r.numpy()).max()) for name, g, r in zip(SPECS[net].outputs, got, ref)}
+
+
+def tensorrt_problems(path: Path) -> list[str]:
+    from ..common import trt_ops
+    return [str(p) for p in trt_ops.check(path)]
+
+
+# model_repository folder of each network (for the family's export hook; the Triton configs are not written here)
+REPOSITORY_FOLDERS = {"F": "liveportrait_appearance", "M": "liveportrait_motion", "W": "liveportrait_warping",
+                      "G": "liveportrait_generator", "S": "liveportrait_stitching"}
+
+
+def export_to_repository(repository: Path, weights: Path | None = None, log=print) -> list[Path]:
+    """`<repository>/<folder>/1/model.onnx` + artefact manifest for each network (TensorRT-safe graphs, checked
+    against PyTorch with onnxruntime; W against the upstream 5-D grid_sample). Signature of `Family.export`."""
+    from facefront import artifact
+
+    from ..common import trt_ops
+    from .weights import FILES, resolve, sha256_file
+    root = None if weights is None else resolve(Path(weights))
+    if root is None:
+        log("liveportrait: NO REAL WEIGHTS given (--weights); exporting SYNTHETIC weights: outputs are not faces")
+    written = []
+    for net, folder in REPOSITORY_FOLDERS.items():
+        out = Path(repository) / folder / "1" / "model.onnx"
+        export_one(net, out, weights_dir=root)
+        trt_ops.assert_supported(out)
+        reference = graph_module(net, root, sampler="grid_sample_5d")
+        diffs = compare(net, out, reference, example_inputs(net, batch=1, seed=3))
+        artifact.write(out, model="liveportrait", network=folder,
+                       weights="synthetic" if root is None else str(root / FILES[net]),
+                       weights_sha256=None if root is None else sha256_file(root / FILES[net]), opset=OPSET,
+                       extra={"ort_vs_torch_max_abs": diffs, "w_sampler": TRT_SAMPLER if net == "W" else None,
+                              "spectral_norm": "folded (sigma from stored u, v)" if net == "G" else None})
+        log(f"liveportrait: wrote {out} (onnxruntime vs PyTorch max |diff| {max(diffs.values()):.2e})")
+        written.append(out)
+    return written
