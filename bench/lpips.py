@@ -60,10 +60,22 @@ def weights_file(net: str, cache: Path = CACHE) -> Path:
     return dest
 
 
+class _ArraysOnly(pickle.Unpickler):
+    """The checkpoints are pickled dicts of numpy arrays: refuse any other global, so no pickled code runs."""
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("collections", "OrderedDict"),
+               ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar")}
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name} from an LPIPS weight file")
+        return super().find_class(module, name)
+
+
 @functools.lru_cache(maxsize=2)
 def _params(net: str) -> dict:
     with open(weights_file(net), "rb") as f:
-        return pickle.load(f)
+        return _ArraysOnly(f).load()
 
 
 def _torch():

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import sys
 import time
 from pathlib import Path
@@ -20,20 +19,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 MODEL_REPOSITORY = REPO_ROOT / "model_repository"
 
 
-def free_ports(n: int = 3) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def server(models: list[str], repository: Path | None = None, log_name: str = "bench-server.log"):
     """A facefront Server on free loopback ports (never 8000-8002, which a developer's `make serve` may hold)."""
-    from facefront.serving.server import Server
+    from facefront.serving.server import Server, free_ports
     http, grpc, metrics = free_ports(3)
     kw = {"repository": repository} if repository else {}
     return Server(models=models, http_port=http, grpc_port=grpc, metrics_port=metrics,

@@ -11,17 +11,7 @@ SHARED = REPO.parent / "shared"
 
 
 
-def free_ports(n: int) -> list[int]:
-    """n free loopback ports (away from the 8000-8002 a developer's `make serve` may hold)."""
-    import socket
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+from facefront.serving.server import free_ports  # noqa: E402,F401  (tests import it from here)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,4 @@
 """Loading released-format LivePortrait checkpoints: official layout, 'module.' prefixes in S, strict checks."""
-import numpy as np
 import pytest
 import torch
 

@@ -1,5 +1,4 @@
 """The static TensorRT-10 check must catch what TensorRT can't parse natively, and pass what it can."""
-import onnx
 from onnx import TensorProto, helper
 
 from export.common import trt_ops

@@ -19,7 +19,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .harness import MODES, Frontalizer, fidelity, recipe_images, time_frames
@@ -52,7 +51,7 @@ def main(argv=None) -> int:
         out_json.write_text(json.dumps(results, indent=2) + "\n")
 
     batches = [int(b) for b in args.batches.split(",")]
-    print(f"[gpu] building networks (synthetic weights) ...", flush=True)
+    print("[gpu] building networks (synthetic weights) ...", flush=True)
     t = time.monotonic()
     from export.liveportrait.reference import build
     base = {n: build(n) for n in "FMWGS"}

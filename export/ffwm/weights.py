@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import argparse
 import functools
-import hashlib
 from pathlib import Path
 
 import torch
+
+from facefront.artifact import sha256_file
 
 from ..common.download import WeightsError
 from .network import FlowEstimator, WarpGenerator
@@ -26,14 +27,6 @@ FILES = {"flowNetF": "latest_net_flowNetF.pth", "netG": "latest_net_netG.pth"}
 SHA256 = {"latest_net_flowNetF.pth": "unknown", "latest_net_netG.pth": "unknown"}
 
 _ARCH = {"flowNetF": FlowEstimator, "netG": WarpGenerator}
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 @functools.lru_cache(maxsize=None)

@@ -13,11 +13,12 @@ shapes exactly; any problem is a one-line WeightsError.
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from facefront.artifact import sha256_file
 
 from ..common.download import WeightsError
 from .stitching import MLPS
@@ -43,14 +44,6 @@ def resolve(weights_dir: Path) -> Path:
             return d
     raise WeightsError(f"LivePortrait weights not found under {weights_dir} (expected base_models/ and "
                        f"retargeting_models/; `python -m export download liveportrait`)")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _load(path: Path, verify_hash: bool = True, net: str | None = None) -> dict:

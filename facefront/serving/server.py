@@ -243,6 +243,19 @@ class Server:
         self.stop()
 
 
+def free_ports(n: int = 3) -> list[int]:
+    """n free loopback ports (for tests and benchmarks: never 8000-8002, which `make serve` may hold)."""
+    import socket
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def _port_busy(port: int) -> bool:
     import socket
     with socket.socket() as s:
