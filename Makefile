@@ -12,7 +12,7 @@ help:
 	@echo "make test       the full test suite (what CI runs)"
 	@echo "make setup      create/update .venv from requirements*.txt (idempotent)"
 	@echo "make export     ONNX for every model family (real weights from weights/<model>/, else synthetic)"
-	@echo "make data       gather the offline face photos into .cache/data"
+	@echo "make data       gather the offline face photos (.cache/data) and the LPIPS weights"
 	@echo "make serve      CPU tritonserver in the foreground on 127.0.0.1:8000/8001/8002 (Ctrl-C stops)"
 	@echo "make bench      the comparison report (report/index.html)"
 	@echo "make trt        TensorRT engines (only inside the NGC image, see Dockerfile)"
@@ -31,6 +31,7 @@ export: setup
 
 data: setup
 	$(PY) -m facefront.data --out .cache/data
+	$(PY) -m bench.metrics fetch-weights
 
 serve: setup
 	$(PY) -m facefront.serving
@@ -38,7 +39,7 @@ serve: setup
 demo: export data
 	$(PY) -m bench demo --out out/demo
 
-test: export
+test: export data
 	CI=$${CI:-} $(PY) -m pytest -q tests
 
 test-fast: setup

