@@ -29,7 +29,7 @@ from client import FrontalizeClient, ServerError, ServerUnavailable
 from . import add_server_arguments, server_url
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-MODES = ("eager", "onnxruntime", "triton-1", "triton-8")
+MODES = ("eager", "onnxruntime", "pipeline", "triton-1", "triton-8")
 DEFAULT_PHOTOS = ("obama.jpg", "obama2.jpg", "biden.jpg", "astronaut.png")
 
 
@@ -37,6 +37,12 @@ def _scaleway_eager():
     from export.scaleway import reference
     from export.scaleway.export_spec import ServingGenerator
     return ServingGenerator(reference.build()).eval()
+
+
+def _ffwm_eager():
+    from export.ffwm.export_spec import ServingFFWM
+    from export.ffwm.onnx_export import servable
+    return ServingFFWM(servable()).eval()
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,7 @@ class InProcess:
 # One entry per family that has an in-process reference. A new family adds a line.
 IN_PROCESS = {
     "scaleway": InProcess(_scaleway_eager, "model_repository/scaleway_generator/1/model.onnx", 128),
+    "ffwm": InProcess(_ffwm_eager, "model_repository/ffwm_generator/1/model.onnx", 128),
 }
 
 
@@ -142,6 +149,27 @@ def run_onnxruntime(spec: InProcess, tensors: list[np.ndarray], args) -> Result:
     return Result("onnxruntime", timed).finish(lat, wall)
 
 
+def run_pipeline(spec: InProcess, encoded: list[bytes], args) -> Result:
+    """The served request's work in-process (decode, face crop by the preprocess stage's own code, onnxruntime):
+    triton-1 minus this is what the ensemble adds (transport, scheduling, python-stage hops)."""
+    import onnxruntime as ort
+
+    from facefront.serving.crop_stage import CropStage
+    path = args.onnx or REPO_ROOT / spec.onnx
+    timed = "whole request in-process: decode + face crop + onnxruntime, no server"
+    if not Path(path).is_file():
+        return Result("pipeline", timed, skipped=f"no {path}: run `python -m export onnx {args.model}`")
+    stage = CropStage()
+    stage.params, stage.name, stage.CONVENTION, stage.SIZE = {}, "bench", args.model, spec.input_size
+    stage.setup()
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 2  # as the served CPU leaf (configs/cpu.pbtxt intra_op_threads)
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    lat, wall = timed_loop(lambda b: sess.run(None, {name: stage.crop_one(b)[None]}), encoded, args.seconds, args.warmup)
+    return Result("pipeline", timed).finish(lat, wall)
+
+
 def run_triton(url: str, encoded: list[bytes], users: int, args) -> Result:
     """`users` threads, each with its own client, sending the images round-robin for args.seconds."""
     mode, timed = f"triton-{users}", f"whole request over {args.protocol}, {users} concurrent client(s)"
@@ -197,6 +225,9 @@ def markdown(results: list[Result], settings: dict) -> str:
         ratio = "" if r.vs_eager is None else f"{r.vs_eager:.2f}x"
         lines.append(f"| {r.mode} | {r.timed} | {r.concurrency} | {r.requests} | {r.images_per_s:.1f} | "
                      f"{r.p50_ms:.1f} | {r.p95_ms:.1f} | {ratio} |")
+    if settings.get("ensemble_overhead_p50_ms") is not None:
+        lines += ["", f"What serving adds at 1 client (p50 of triton-1 minus p50 of pipeline): "
+                      f"{settings['ensemble_overhead_p50_ms']:.1f} ms per request."]
     lines += ["", f"Settings: `{json.dumps(settings)}`", ""]
     return "\n".join(lines)
 
@@ -229,6 +260,10 @@ def run(args) -> int:
         for m in in_process:
             print(f"{m} ...", file=sys.stderr)
             results.append(run_eager(spec, tensors, args) if m == "eager" else run_onnxruntime(spec, tensors, args))
+    if "pipeline" in modes:
+        print("pipeline ...", file=sys.stderr)
+        results.append(run_pipeline(spec, encoded, args) if spec else
+                       Result("pipeline", "whole request in-process", skipped=f"no in-process reference for {args.model!r}"))
     served = [m for m in modes if m.startswith("triton-")]
     url = None
     if served:
@@ -237,13 +272,16 @@ def run(args) -> int:
                 print(f"{m} at {url} ...", file=sys.stderr)
                 results.append(run_triton(url, encoded, int(m.split("-")[1]), args))
 
+    pipe = next((r for r in results if r.mode == "pipeline" and not r.skipped), None)
+    one = next((r for r in results if r.mode == "triton-1" and not r.skipped), None)
+    overhead = round(one.p50_ms - pipe.p50_ms, 2) if pipe and one else None
     eager = next((r for r in results if r.mode == "eager" and not r.skipped), None)
     for r in results:
         if eager and not r.skipped:
             r.vs_eager = round(r.images_per_s / eager.images_per_s, 3)
     settings = {"model": args.model, "inputs": len(inputs), "images": [str(p) for p, _ in inputs],
                 "seconds": args.seconds, "warmup": args.warmup, "protocol": args.protocol, "url": url,
-                "modes": modes}
+                "modes": modes, "ensemble_overhead_p50_ms": overhead}
     args.out.mkdir(parents=True, exist_ok=True)
     rows = [{k: v for k, v in asdict(r).items() if k != "latencies_ms"} for r in results]
     (args.out / "speed.json").write_text(json.dumps({"settings": settings, "results": rows}, indent=2) + "\n")

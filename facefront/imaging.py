@@ -19,8 +19,11 @@ class ImageError(ValueError):
     """The input is not a usable image; str() is a one-line reason for the client."""
 
 
-def decode(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Encoded image bytes -> HxWx3 RGB uint8 with EXIF orientation applied."""
+def decode(data: bytes, max_pixels: int = MAX_PIXELS, min_side: int | None = None) -> np.ndarray:
+    """Encoded image bytes -> HxWx3 RGB uint8 with EXIF orientation applied.
+
+    min_side: the caller needs no more than this many pixels on the longer side; a JPEG is then decoded at a
+    reduced DCT scale (1/2, 1/4, 1/8) that still has at least that many, which is several times faster."""
     if data is None or len(data) == 0:
         raise ImageError("empty image (0 bytes)")
     if len(data) > MAX_BYTES:
@@ -34,6 +37,9 @@ def decode(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
                 raise ImageError(f"image has no pixels ({w}x{h})")
             if w * h > max_pixels:
                 raise ImageError(f"image too large: {w}x{h} = {w * h} pixels > {max_pixels} (decompression bomb?)")
+            if min_side and img.format == "JPEG" and max(w, h) > min_side:
+                k = min_side / max(w, h)
+                img.draft("RGB", (max(1, int(w * k + 0.999)), max(1, int(h * k + 0.999))))
             img.load()
             img = ImageOps.exif_transpose(img)
             if img.mode != "RGB":

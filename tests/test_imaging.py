@@ -65,3 +65,13 @@ def test_truncated_jpeg_is_refused():
     data = _encode(Image.fromarray(rng.integers(0, 256, (200, 200, 3), dtype=np.uint8)), "JPEG")
     with pytest.raises(ImageError, match="truncated|corrupt"):
         decode(data[: len(data) // 3])
+
+
+def test_reduced_scale_jpeg_decode_keeps_at_least_min_side():
+    big = np.random.default_rng(2).integers(0, 256, (1600, 1200, 3), dtype=np.uint8)
+    data = _encode(Image.fromarray(big), "JPEG")
+    full = decode(data)
+    small = decode(data, min_side=500)
+    assert full.shape == (1600, 1200, 3)
+    assert 500 <= max(small.shape[:2]) < 1600 and small.shape[2] == 3
+    assert decode(_encode(Image.fromarray(big[:300, :200]), "PNG"), min_side=100).shape == (300, 200, 3)  # PNG: full
