@@ -4,6 +4,7 @@
   python -m bench speed --model scaleway --out out/speed                            eager vs onnxruntime vs served
   python -m bench demo --out out/demo                                              the `make demo` run
   python -m bench report --out report                                              the comparison report
+  python -m bench lpspeed --out out/lpspeed                                         LivePortrait CPU: eager vs leaves vs served
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ COMMANDS = {
     "report": "bench.report",
     "quality": "bench.quality",
     "fidelity": "bench.fidelity",
+    "lpspeed": "bench.lpspeed",
 }
 
 

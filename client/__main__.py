@@ -18,6 +18,8 @@ examples:
   python -m client frontalize photos/ -r -o out/ --model mesh3d --yaw 15
   python -m client frontalize a.jpg b.png --protocol http --url 127.0.0.1:8000 -o out/
   python -m client frontalize face.jpg -o out/ --model liveportrait --control smile=0.5 --control eyes=0.3
+  python -m client frontalize face.jpg -o out/ --model liveportrait --yaw 15 --smile 0.5 --eyes 0.3
+  python -m client frontalize face.jpg -o out/ --model liveportrait --relative --yaw -10 --eye-open 0.4
   python -m client analyze group.jpg face.jpg --all         # one JSON line per image: boxes, landmarks, pose
 
 Inputs are files or folders; in a folder only image files (%s) are taken, sub-folders
@@ -38,6 +40,17 @@ def _control(text: str) -> tuple[str, float]:
         return name.strip(), float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected NAME=NUMBER, e.g. smile=0.5; got {text!r}") from None
+
+
+# Named flags for LivePortrait's controls (the ensemble's `controls` parameter; docs/liveportrait.md has the ranges):
+# --smile 0.5 is the same as --control smile=0.5. 0 = no change for every one.
+NAMED_CONTROLS = {
+    "eye_open": "target eye-open ratio 0..1 via the retargeting MLP (0 = keep the source's)",
+    "lip_open": "target lip-open ratio 0..1 via the retargeting MLP (0 = keep the source's)",
+    "smile": "smile -0.3..1.3", "wink": "wink 0..25", "eyebrow": "eyebrows -10..15", "eyes": "eyes open/close -20..5",
+    "pupil_x": "gaze left/right -15..15", "pupil_y": "gaze up/down -15..15",
+    "aaa": "mouth 'aaa' -30..120", "eee": "mouth 'eee' -20..15", "woo": "mouth 'woo' -20..15",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"target {angle} in degrees (pose-capable models only; default 0)")
     f.add_argument("--control", type=_control, action="append", default=[], metavar="NAME=VALUE",
                    help="a named control the model takes, e.g. smile=0.5 (repeatable; see `models`)")
+    lp = f.add_argument_group("LivePortrait controls (FacePoke's); each is --control NAME=VALUE")
+    for name, what in NAMED_CONTROLS.items():
+        lp.add_argument(f"--{name.replace('_', '-')}", dest=f"ctl_{name}", type=float, metavar="V", help=what)
+    lp.add_argument("--relative", action="store_true",
+                    help="--yaw/--pitch/--roll change the source's own pose instead of setting it (control relative=1)")
     f.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
 
     a = sub.add_parser("analyze", parents=[conn], help="detect faces: boxes, 468 landmarks, head pose (JSON lines)",
@@ -92,6 +110,18 @@ def cmd_models(client: FrontalizeClient) -> int:
     return 0
 
 
+def selected_controls(args) -> dict[str, float]:
+    """--control NAME=VALUE pairs plus the named flags (--smile 0.5, --relative)."""
+    controls = dict(args.control)
+    for name in NAMED_CONTROLS:
+        value = getattr(args, f"ctl_{name}", None)
+        if value is not None:
+            controls[name] = value
+    if getattr(args, "relative", False):
+        controls["relative"] = 1.0
+    return controls
+
+
 def cmd_frontalize(client: FrontalizeClient, args) -> int:
     files, problems = images.discover(args.inputs, recursive=args.recursive)
     for path, reason in problems:
@@ -101,7 +131,7 @@ def cmd_frontalize(client: FrontalizeClient, args) -> int:
         return 2
     # Check the model and the pose/controls once, before any file: these errors would repeat for every file.
     info = client.model_info(args.model)
-    controls = dict(args.control)
+    controls = selected_controls(args)
     pose_vector(info, args.yaw, args.pitch, args.roll)
     controls_vector(info, controls)
 

@@ -53,7 +53,8 @@ def test_network_leaf_has_two_flavours_with_the_same_interface(model_dir):
     assert io_of(gpu) == io_of(cpu)
     assert gpu.max_batch_size == cpu.max_batch_size > 0
     assert gpu.HasField("dynamic_batching") and cpu.HasField("dynamic_batching")
-    assert "OnnxStage" in (model_dir / "1" / "model.py").read_text()
+    # the CPU leaf runs the exported graph (OnnxStage) or, per measured speed, the same network in PyTorch (LeafStage)
+    assert any(k in (model_dir / "1" / "model.py").read_text() for k in ("OnnxStage", "LeafStage"))
 
 
 @pytest.mark.parametrize("model_dir", [m for m in MODELS if parse(m / "config.pbtxt").platform == "ensemble"],

@@ -130,14 +130,49 @@ def tensorrt_problems(path: Path) -> list[str]:
     return [str(p) for p in trt_ops.check(path)]
 
 
-# model_repository folder of each network (for the family's export hook; the Triton configs are not written here)
+# model_repository folder and file of each network. S (the stitching/retargeting MLPs, ~0.1 MFLOP) is not a leaf:
+# the liveportrait_keypoints python stage runs it with onnxruntime in both flavours.
 REPOSITORY_FOLDERS = {"F": "liveportrait_appearance", "M": "liveportrait_motion", "W": "liveportrait_warping",
-                      "G": "liveportrait_generator", "S": "liveportrait_stitching"}
+                      "G": "liveportrait_generator", "S": "liveportrait_keypoints"}
+REPOSITORY_FILES = {"S": "stitching.onnx"}   # others: model.onnx (TensorRT-safe graph, the GPU flavour's source)
+# CPU flavour: leaves whose configs/cpu.pbtxt says `backend: "torch"` also get model.pt, a TorchScript trace of the
+# same module (W with the native 5-D grid_sample). Chosen per network by `python -m bench lpspeed`.
+TORCH_ON_CPU = ("F", "M", "W")
 
 
-def export_to_repository(repository: Path, weights: Path | None = None, log=print) -> list[Path]:
+def fix_output_dims(path: Path, module: nn.Module, example: dict[str, np.ndarray]) -> None:
+    """Write the outputs' static non-batch dims into the graph (the tracer leaves symbolic names for W's and G's
+    spatial dims); Triton configs and TensorRT profiles then see the real shapes."""
+    import onnx
+    with torch.no_grad():
+        ref = module(*[torch.from_numpy(v) for v in example.values()])
+    ref = [ref] if isinstance(ref, torch.Tensor) else list(ref)
+    model = onnx.load(str(path))
+    for out, r in zip(model.graph.output, ref):
+        for d, n in zip(list(out.type.tensor_type.shape.dim)[1:], r.shape[1:]):
+            d.Clear()
+            d.dim_value = int(n)
+    onnx.checker.check_model(model)
+    tmp = path.with_name(path.name + ".tmp")
+    onnx.save(model, str(tmp))
+    tmp.replace(path)
+
+
+def torchscript(net: str, module: nn.Module, path: Path, example: dict[str, np.ndarray]) -> Path:
+    """Trace `module` (the eval-mode graph module) on `example` and save it to `path` (atomic)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with torch.no_grad():
+        traced = torch.jit.trace(module, tuple(torch.from_numpy(v) for v in example.values()), check_trace=False)
+    traced.save(str(tmp))
+    tmp.replace(path)
+    return path
+
+
+def export_to_repository(repository: Path, weights: Path | None = None, log=print,
+                         torch_on_cpu: tuple[str, ...] = TORCH_ON_CPU) -> list[Path]:
     """`<repository>/<folder>/1/model.onnx` + artefact manifest for each network (TensorRT-safe graphs, checked
-    against PyTorch with onnxruntime; W against the upstream 5-D grid_sample). Signature of `Family.export`."""
+    against PyTorch with onnxruntime; W against the upstream 5-D grid_sample), S as the keypoints stage's
+    `stitching.onnx`, and `model.pt` (TorchScript) for the CPU leaves run by PyTorch. Signature of `Family.export`."""
     from facefront import artifact
 
     from ..common import trt_ops
@@ -147,16 +182,25 @@ def export_to_repository(repository: Path, weights: Path | None = None, log=prin
         log("liveportrait: NO REAL WEIGHTS given (--weights); exporting SYNTHETIC weights: outputs are not faces")
     written = []
     for net, folder in REPOSITORY_FOLDERS.items():
-        out = Path(repository) / folder / "1" / "model.onnx"
+        out = Path(repository) / folder / "1" / REPOSITORY_FILES.get(net, "model.onnx")
         export_one(net, out, weights_dir=root)
         trt_ops.assert_supported(out)
         reference = graph_module(net, root, sampler="grid_sample_5d")
+        fix_output_dims(out, reference, example_inputs(net, batch=1))
         diffs = compare(net, out, reference, example_inputs(net, batch=1, seed=3))
-        artifact.write(out, model="liveportrait", network=folder,
-                       weights="synthetic" if root is None else str(root / FILES[net]),
-                       weights_sha256=None if root is None else sha256_file(root / FILES[net]), opset=OPSET,
+        src = dict(model="liveportrait", network=folder, weights="synthetic" if root is None else str(root / FILES[net]),
+                   weights_sha256=None if root is None else sha256_file(root / FILES[net]))
+        artifact.write(out, **src, opset=OPSET,
                        extra={"ort_vs_torch_max_abs": diffs, "w_sampler": TRT_SAMPLER if net == "W" else None,
-                              "spectral_norm": "folded (sigma from stored u, v)" if net == "G" else None})
+                              "spectral_norm": "folded (sigma from stored u, v)" if net == "G" else None,
+                              "inputs": list(SPECS[net].inputs), "outputs": list(SPECS[net].outputs)})
         log(f"liveportrait: wrote {out} (onnxruntime vs PyTorch max |diff| {max(diffs.values()):.2e})")
         written.append(out)
+        if net in torch_on_cpu:
+            pt = torchscript(net, reference, out.parent / "model.pt", example_inputs(net, batch=1))
+            artifact.write(pt, **src, extra={"format": "torchscript", "torch": torch.__version__,
+                                             "w_sampler": "grid_sample_5d" if net == "W" else None,
+                                             "inputs": list(SPECS[net].inputs), "outputs": list(SPECS[net].outputs)})
+            log(f"liveportrait: wrote {pt} (TorchScript, CPU flavour)")
+            written.append(pt)
     return written

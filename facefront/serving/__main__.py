@@ -16,6 +16,8 @@ def main(argv=None) -> int:
     p.add_argument("--http-port", type=int, default=8000)
     p.add_argument("--grpc-port", type=int, default=8001)
     p.add_argument("--metrics-port", type=int, default=8002)
+    p.add_argument("--cache-mb", type=int, default=256,
+                   help="Triton response cache in MiB for models that enable it (LivePortrait F/M); 0: off")
     p.add_argument("--list", action="store_true", help="list exported families and exit")
     args = p.parse_args(argv)
     ready, skipped = exported_families()
@@ -28,7 +30,8 @@ def main(argv=None) -> int:
             print(f"{m:14s} ready (service)")
         return 0
     models = [m for m in args.models.split(",") if m] if args.models else None
-    srv = Server(models=models, http_port=args.http_port, grpc_port=args.grpc_port, metrics_port=args.metrics_port)
+    srv = Server(models=models, http_port=args.http_port, grpc_port=args.grpc_port, metrics_port=args.metrics_port,
+                 cache_bytes=args.cache_mb << 20)
     stop = {"now": False}
 
     def _stop(signum, frame):

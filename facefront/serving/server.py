@@ -146,6 +146,9 @@ class Server:
     proc: subprocess.Popen | None = None
     skipped: dict[str, str] = field(default_factory=dict)
     services: list[str] = field(default_factory=list)   # non-family models served too (face_analyze)
+    # Triton's response cache (local, in host memory), used by models whose config says `response_cache
+    # { enable: true }` (LivePortrait's F and M: repeated edits of one photo skip them). 0 turns it off.
+    cache_bytes: int = 256 << 20
 
     @property
     def grpc_url(self) -> str:
@@ -165,6 +168,8 @@ class Server:
                "--exit-on-error=true", "--log-verbose=0"]
         if self.flavour == "cpu":
             cmd.append("--model-config-name=cpu")
+        if self.cache_bytes > 0:
+            cmd += [f"--cache-directory={tsdir / 'caches'}", f"--cache-config=local,size={int(self.cache_bytes)}"]
         return cmd + self.extra_args
 
     def env(self) -> dict[str, str]:
