@@ -33,6 +33,9 @@ def main(argv=None) -> int:
     p.add_argument("--batches", default="1,4,8")
     p.add_argument("--iters", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--samplers", default="grid_sample_5d",
+                   help="W's 3-D sampling, comma-separated (grid_sample_5d, gather_8, planar_4d); fidelity is always "
+                        "against eager32 with the first one")
     p.add_argument("--triton", action="store_true", help="also measure inside tritonserver's python backend")
     p.add_argument("--triton-modes", default="eager32,fp16,graphs16")
     p.add_argument("--triton-requests", type=int, default=64)
@@ -58,35 +61,38 @@ def main(argv=None) -> int:
     results["build_s"] = round(time.monotonic() - t, 1)
     images = recipe_images(max(batches))
     ref_out = None
-    for mode in args.modes.split(","):
-        if time.monotonic() - t_start > args.budget_s:
-            results["errors"][mode] = "skipped: time budget"
-            continue
-        print(f"[gpu] mode {mode} ...", flush=True)
-        try:
-            t = time.monotonic()
-            f = Frontalizer(args.device, mode, base)
-            first = f(images[:1])
-            entry = {"setup_s": round(time.monotonic() - t, 1), "speed": []}
-            for b in batches:
-                entry["speed"].append(time_frames(f, images[:b], args.iters, args.warmup, args.device))
-                print(f"[gpu]   {mode} batch {b}: {entry['speed'][-1]}", flush=True)
-            out = f(images[:2])
-            if mode == "eager32":
-                ref_out = out
-            if ref_out is not None:
-                entry["fidelity_vs_eager32"] = fidelity(out, ref_out)
-            entry["output_range"] = [float(first.min()), float(first.max())]
-            results["modes"][mode] = entry
-            if args.device.startswith("cuda"):
-                entry["max_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
-            del f
-            if args.device.startswith("cuda"):
-                torch.cuda.empty_cache()
-        except Exception as e:  # one failing mode must not lose the others' numbers
-            results["errors"][mode] = f"{type(e).__name__}: {e}"[:2000]
-            print(f"[gpu]   {mode} failed: {results['errors'][mode][:300]}", flush=True)
-        save()
+    samplers = args.samplers.split(",")
+    for sampler in samplers:
+        for mode in args.modes.split(","):
+            key = mode if sampler == samplers[0] and len(samplers) == 1 else f"{mode}/{sampler}"
+            if time.monotonic() - t_start > args.budget_s:
+                results["errors"][key] = "skipped: time budget"
+                continue
+            print(f"[gpu] mode {key} ...", flush=True)
+            try:
+                t = time.monotonic()
+                f = Frontalizer(args.device, mode, base, sampler=sampler)
+                first = f(images[:1])
+                entry = {"sampler": sampler, "setup_s": round(time.monotonic() - t, 1), "speed": []}
+                for b in batches:
+                    entry["speed"].append(time_frames(f, images[:b], args.iters, args.warmup, args.device))
+                    print(f"[gpu]   {key} batch {b}: {entry['speed'][-1]}", flush=True)
+                out = f(images[:2])
+                if mode == "eager32" and sampler == samplers[0]:
+                    ref_out = out
+                if ref_out is not None:
+                    entry["fidelity_vs_eager32"] = fidelity(out, ref_out)
+                entry["output_range"] = [float(first.min()), float(first.max())]
+                results["modes"][key] = entry
+                if args.device.startswith("cuda"):
+                    entry["max_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+                del f
+                if args.device.startswith("cuda"):
+                    torch.cuda.empty_cache()
+            except Exception as e:  # one failing mode must not lose the others' numbers
+                results["errors"][key] = f"{type(e).__name__}: {e}"[:2000]
+                print(f"[gpu]   {key} failed: {results['errors'][key][:300]}", flush=True)
+            save()
     if args.triton:
         from .triton_run import measure
         try:

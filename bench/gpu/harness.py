@@ -32,7 +32,7 @@ def recipe_images(batch: int, seed: int = 0, size: int = 256) -> np.ndarray:
 
 
 class Frontalizer:
-    def __init__(self, device: str, mode: str = "eager32", nets: dict | None = None):
+    def __init__(self, device: str, mode: str = "eager32", nets: dict | None = None, sampler: str = "grid_sample_5d"):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
         self.device, self.mode = torch.device(device), mode
@@ -43,6 +43,8 @@ class Frontalizer:
         # fp16 range (its pose logits came out Inf); M is ~5 % of the FLOPs and S is tiny.
         self.net_dtype = {n: (torch.float32 if n in "MS" else self.dtype) for n in base}
         self.nets = {n: copy.deepcopy(m).to(self.device, self.net_dtype[n]).eval() for n, m in base.items()}
+        # how W samples its 3-D volume: the native 5-D op, or the TensorRT-safe rewrites of sampling.py
+        self.nets["W"].set_sampler(sampler)
         if mode == "compile":
             for n in "FMWG":
                 self.nets[n] = torch.compile(self.nets[n])
