@@ -68,13 +68,41 @@ def to_markdown(rows, speed) -> str:
     return "\n".join(lines) + "\n"
 
 
+README_PHOTOS = ("obama2.jpg", "biden.jpg", "astronaut.png")  # public-domain pictures (US government, NASA)
+
+
+def write_readme_image(path: Path, photos=README_PHOTOS, tile: int = 160) -> Path:
+    import cv2
+
+    from facefront import imaging
+    from facefront.data import photo
+    from facefront.face import align, analyze
+    from facefront.face.mesh3d import frontalize
+    rows = []
+    for name in photos:
+        rgb = imaging.decode(photo(name).read_bytes())
+        crop, _ = align.crop(rgb, analyze(rgb, max_faces=1)[0], "mesh3d", size=tile)
+        outs = [frontalize(rgb, size=tile), frontalize(rgb, yaw=25, size=tile), frontalize(rgb, yaw=-25, size=tile)]
+        rows.append(np.hstack([crop] + outs))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+    print(f"wrote {path}")
+    return path
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="measure mesh3d on the offline photos")
     ap.add_argument("--out", default="report/face")
     ap.add_argument("--photos", nargs="*", default=list(DEFAULT_PHOTOS))
     ap.add_argument("--fps-iters", type=int, default=20)
+    ap.add_argument("--readme-image", metavar="JPG",
+                    help="only write the README's small picture (input crop | frontal | yaw +25 | yaw -25, one row "
+                         "per photo) of the public-domain photos (US government portraits, NASA) to JPG")
     a = ap.parse_args(argv)
     import cv2
+    if a.readme_image:
+        write_readme_image(Path(a.readme_image))
+        return 0
     rows, tiles, speed = evaluate(tuple(a.photos), a.fps_iters)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
