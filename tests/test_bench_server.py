@@ -35,9 +35,10 @@ def test_speed_all_modes(triton_server, face, tmp_path):
                           "--seconds", "0.5", "--warmup", "1", "--url", triton_server.grpc_url])
     report = json.loads((tmp_path / "speed.json").read_text())
     rows = {r["mode"]: r for r in report["results"]}
-    assert list(rows) == ["eager", "onnxruntime", "triton-1", "triton-8"]
+    assert list(rows) == ["eager", "onnxruntime", "pipeline", "triton-1", "triton-8"]
     skipped = {m: r["skipped"] for m, r in rows.items() if r["skipped"]}
     assert rc == (1 if skipped else 0)
-    assert set(skipped) <= {"onnxruntime"}, skipped  # onnxruntime only if not exported
+    assert set(skipped) <= {"onnxruntime", "pipeline"}, skipped  # only if not exported
+    assert isinstance(report["settings"]["ensemble_overhead_p50_ms"], float)
     assert rows["eager"]["vs_eager"] == 1.0 and rows["triton-8"]["requests"] > 0
     assert "| triton-8 |" in (tmp_path / "speed.md").read_text()
