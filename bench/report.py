@@ -46,9 +46,9 @@ def add_arguments(p) -> None:
 def families() -> list[str]:
     """Every family the project knows: export/ folders and model-repository ensembles, in a fixed order."""
     found = set(ALL_FAMILIES)
-    try:
+    try:  # export/ folders that serve a frontalization model (not helper services such as `face`)
         from export.common.family import families as fams
-        found |= set(fams())
+        found |= {f for f in fams() if (REPO_ROOT / "model_repository" / f"{f}_frontalize").is_dir()}
     except Exception:
         pass
     found |= {p.name[: -len("_frontalize")] for p in (REPO_ROOT / "model_repository").glob("*_frontalize")}
@@ -239,7 +239,8 @@ def table_rows(data: dict) -> list[dict]:
     sw = (data.get("sweep") or {}).get("dynamic_batching", {})
     res = (data.get("resources") or {}).get("families", {})
     rows = []
-    for fam in data.get("families", []) + ["input"] if agg.get("input") else data.get("families", []):
+    known = [f for f in data.get("families", []) if f in families()]  # frontalization models only
+    for fam in known + ["input"] if agg.get("input") else known:
         row = {"model": fam}
         if fam == "input":
             row["model"] = "input (no model, baseline)"
@@ -271,8 +272,11 @@ def table_rows(data: dict) -> list[dict]:
         pts = [p for p in sw.get(fam, []) if p.get("fps") is not None]
         if pts:
             top = max(pts, key=lambda p: p["users"])
-            row["images/s (max users)"] = f"{top['fps']:.1f} @{top['users']}"
-            row["p95 ms"] = _f(top.get("p95_ms"), "{:.0f}")
+            if top.get("requests"):
+                row["images/s (max users)"] = f"{top['fps']:.1f} @{top['users']}"
+                row["p95 ms"] = _f(top.get("p95_ms"), "{:.0f}")
+            else:  # e.g. LivePortrait on CPU: seconds per frame, longer than a short sweep point
+                row["images/s (max users)"] = "no request finished within a sweep point"
         cs = res.get(fam, {}).get("cold_start", {})
         if cs.get("ready_s") is not None:
             row["cold start s"] = f"{cs['ready_s']:.1f}"
