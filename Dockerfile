@@ -15,7 +15,8 @@ WORKDIR /opt/facefront
 # Python stages (decode, crop, mesh3d) and the exporters. torch is the CPU wheel: export only needs the graph;
 # TensorRT's Python bindings match the image's TensorRT 10.5 and come from NVIDIA's package index.
 COPY requirements.txt requirements-gpu.txt ./
-RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -r requirements-gpu.txt
+RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -r requirements-gpu.txt \
+    && pip install --no-deps mediapipe==0.10.21
 
 COPY . .
 RUN pip install --no-deps -e . \
