@@ -29,7 +29,7 @@ FAMILIES = {
         "params_m": 5.6,
         "weights": "generator_v0.pt from the upstream repository (pretrained/)",
         "commands": ["git clone ... && cd facefront", "make setup", "python -m export download scaleway",
-                     "make export MODELS=scaleway", "make serve", "python -m client photo.jpg --model scaleway"],
+                     "make export MODELS=scaleway", "make serve", "python -m client frontalize photo.jpg -o out --model scaleway"],
         "upstream": {"repo": "scaleway/frontalization", "source": "README.md",
                      "states": "PyTorch; NVIDIA DALI for training-data loading; a GPU instance in its tutorial; no "
                                "requirements file. Weights: pretrained/generator_v0.pt"},
@@ -39,7 +39,7 @@ FAMILIES = {
         "params_m": 0.0,
         "weights": "none: geometric (MediaPipe's face models, inside the mediapipe wheel of the base)",
         "commands": ["git clone ... && cd facefront", "make setup", "make serve",
-                     "python -m client photo.jpg --model mesh3d"],
+                     "python -m client frontalize photo.jpg -o out --model mesh3d"],
         "upstream": {"repo": "(none: facefront's own method, after Hassner et al., CVPR 2015)", "source": "-",
                      "states": "-"},
     },
@@ -48,7 +48,7 @@ FAMILIES = {
         "params_m": 130.0,
         "weights": "five .pth files (appearance, motion, warping, SPADE, stitching) from KwaiVGI/LivePortrait on HF",
         "commands": ["git clone ... && cd facefront", "make setup", "python -m export download liveportrait",
-                     "make export MODELS=liveportrait", "make serve", "python -m client photo.jpg --model liveportrait"],
+                     "make export MODELS=liveportrait", "make serve", "python -m client frontalize photo.jpg -o out --model liveportrait"],
         "upstream": {"repo": "KwaiVGI/LivePortrait", "source": "requirements_base.txt",
                      "states": "torch==2.3.0 + torchvision==0.18.0 + torchaudio==2.3.0 (cu118 index), numpy 1.26.4, "
                                "opencv-python, scipy, imageio, lmdb, tqdm, rich, ffmpeg-python, onnx 1.16.1, "
@@ -61,7 +61,7 @@ FAMILIES = {
         "params_m": 68.6,
         "weights": "checkpoints/ffwm/latest_net_flowNetF.pth + latest_net_netG.pth (Google Drive / Baidu; manual)",
         "commands": ["git clone ... && cd facefront", "make setup", "(fetch the FFWM checkpoints by hand into weights/ffwm/)",
-                     "make export MODELS=ffwm", "make serve", "python -m client photo.jpg --model ffwm"],
+                     "make export MODELS=ffwm", "make serve", "python -m client frontalize photo.jpg -o out --model ffwm"],
         "upstream": {"repo": "csyxwei/FFWM", "source": "README.md, requirements.txt",
                      "states": "python 3.7, pytorch 1.5.0 + torchvision 0.6.0, CUDA (cudatoolkit 9.2), custom CUDA "
                                "extensions built with setup.sh; requirements.txt: opencv-python==4.3.0.36, dominate, "
