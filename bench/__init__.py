@@ -32,3 +32,15 @@ def server_url(args) -> Iterator[str]:
     print(f"starting a server for {args.model} ...", file=sys.stderr)
     with Server(models=[args.model]) as srv:
         yield srv.grpc_url if args.protocol == "grpc" else srv.http_url
+
+
+def standalone(module_name: str, argv: list[str] | None = None) -> int:
+    """`python -m bench.<name>`: the same command as `python -m bench <name>`, for modules with
+    add_arguments(parser) and run(args)."""
+    import importlib
+    mod = importlib.import_module(module_name)
+    p = argparse.ArgumentParser(prog=f"python -m {module_name}", description=mod.__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    mod.add_arguments(p)
+    return mod.run(p.parse_args(argv))
+

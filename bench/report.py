@@ -568,11 +568,8 @@ def dump_dom(page: Path, chromium: str, timeout: float = 120) -> str:
 
 
 def main(argv=None) -> int:
-    import argparse
-    p = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(p)
-    return run(p.parse_args(argv))
+    from . import standalone
+    return standalone("bench.report", argv)
 
 
 if __name__ == "__main__":
