@@ -3,7 +3,11 @@
 # tritonserver serves model_repository/ with each folder's config.pbtxt (TensorRT plans, KIND_GPU).
 #
 #   docker build -t facefront-gpu .
-#   docker run --gpus all --rm -p 8000-8002:8000-8002 -v "$PWD/weights:/opt/facefront/weights:ro" facefront-gpu
+#   docker run --gpus all --rm --shm-size=1g -p 127.0.0.1:8000-8002:8000-8002 \
+#       -v "$PWD/weights:/opt/facefront/weights:ro" facefront-gpu
+# (--shm-size: the python stages exchange tensors with the server through /dev/shm; a LivePortrait request moves a
+# few MB per step, Docker's 64 MB default is too small for batches of photos. 127.0.0.1: publish on all interfaces
+# only when you mean to.)
 FROM nvcr.io/nvidia/tritonserver:24.10-py3
 
 ENV PIP_NO_CACHE_DIR=1 \
@@ -25,4 +29,7 @@ RUN pip install --no-deps -e . \
 EXPOSE 8000 8001 8002
 HEALTHCHECK --interval=30s --timeout=5s --start-period=600s CMD ["curl", "-fsS", "localhost:8000/v2/health/ready"]
 ENTRYPOINT ["docker/entrypoint.sh"]
-CMD ["tritonserver", "--model-repository=/opt/facefront/model_repository", "--model-control-mode=none"]
+# The response cache (256 MiB in host memory) serves repeated edits of one photo from LivePortrait's F/M leaves,
+# whose configs enable it, as on the CPU flavour.
+CMD ["tritonserver", "--model-repository=/opt/facefront/model_repository", "--model-control-mode=none", \
+     "--cache-config=local,size=268435456"]

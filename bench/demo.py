@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-ALWAYS = {"scaleway"}               # cheap enough to demo even with synthetic weights
+from facefront.repository import weights_kind
+
 DEFAULT_PHOTOS = ["obama.jpg", "biden.jpg", "astronaut.png", "obama2.jpg"]
 
 
@@ -32,28 +33,15 @@ def add_arguments(p) -> None:
     p.add_argument("--metrics-port", type=int, default=8002)
 
 
-def weights_kind(family: str) -> str:
-    """'real', 'synthetic' or 'none' (weight-free), from the exported artefacts' manifests."""
-    from export.common.family import MODEL_REPOSITORY, families
-    from facefront import artifact
-    fam = families().get(family)
-    nets = fam.networks if fam else []
-    if not nets:
-        return "none"
-    kinds = set()
-    for net in nets:
-        try:
-            kinds.add(artifact.verify(MODEL_REPOSITORY / net / "1", "model.onnx").get("synthetic_weights"))
-        except artifact.ArtifactError:
-            return "missing"
-    return "synthetic" if True in kinds else "real"
-
-
 def choose(ready: list[str]) -> tuple[list[str], dict[str, str]]:
+    """The families to demo: real weights or none needed, or declared cheap enough to show with synthetic weights
+    (FAMILY.demo_synthetic in their export folder)."""
+    from export.common.family import families
+    declared = families()
     chosen, skipped = [], {}
     for fam in ready:
         kind = weights_kind(fam)
-        if kind in ("real", "none") or fam in ALWAYS:
+        if kind in ("real", "none") or (fam in declared and declared[fam].demo_synthetic):
             chosen.append(fam)
         else:
             skipped[fam] = (f"skipped: {kind} weights (no real checkpoint in weights/{fam}/); outputs would not be "
@@ -84,7 +72,8 @@ def run(args) -> int:
     from client import FrontalizeClient
     from facefront import imaging
     from facefront.data import photo
-    from facefront.serving.server import Server, ServerError, exported_families
+    from facefront.repository import exported_families
+    from facefront.serving.server import Server, ServerError
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)

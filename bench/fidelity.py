@@ -1,9 +1,9 @@
 """Fidelity of the served engines against the reference implementation, per stage and end to end.
 
-Per stage (network leaves with a PyTorch reference, listed in bench.speed.IN_PROCESS): the eager module the ONNX
-file was exported from vs onnxruntime on that file (the CPU flavour's engine), on the same aligned uint8 crops.
-End to end: the served ensemble's answer vs the same pipeline run in-process (facefront's crop + the eager
-network; for mesh3d, facefront.face.mesh3d.frontalize, numpy: it has no network). Numbers: max and mean
+Per stage (network leaves with a PyTorch reference: the `reference` their export folder's FAMILY declares): the
+eager module the ONNX file was exported from vs onnxruntime on that file (the CPU flavour's engine), on the same
+aligned uint8 crops. End to end: the served ensemble's answer vs the same pipeline run in-process (the family's
+served crop stage + the eager network; or the FAMILY's `end_to_end` function, e.g. mesh3d's numpy renderer). Numbers: max and mean
 absolute error (uint8 levels), PSNR (dB) and relative L2 (|a-b| / |b|).
 GPU flavours (TensorRT fp32/fp16) are read from bench/results/fidelity_gpu.json when a GPU run left one there
 (same fields, plus "flavour"); they are never made up here.
@@ -46,19 +46,20 @@ def merge(items: list[dict]) -> dict:
 
 
 def stage_rows(family: str, crops: list[np.ndarray]) -> list[dict]:
-    from .speed import IN_PROCESS
-    spec = IN_PROCESS.get(family)
+    from export.common.family import families
+    fam = families().get(family)
+    spec = fam.reference if fam else None
     if spec is None:
         return []
-    onnx = REPO_ROOT / spec.onnx
-    row = {"model": family, "stage": Path(spec.onnx).parts[1], "flavour": "onnxruntime fp32 CPU",
+    row = {"model": family, "stage": spec.network, "flavour": "onnxruntime fp32 CPU",
            "reference": "eager PyTorch (export reference)"}
-    if not onnx.is_file():
-        return [{**row, "error": f"no {spec.onnx}: run `python -m export onnx {family}`"}]
-    import onnxruntime as ort
+    if not spec.onnx.is_file():
+        return [{**row, "error": f"no {spec.onnx.relative_to(REPO_ROOT)}: run `python -m export onnx {family}`"}]
     import torch
+
+    from facefront.sessions import onnx_session
     net = spec.build()
-    sess = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
+    sess = onnx_session(spec.onnx)
     name = sess.get_inputs()[0].name
     res = []
     with torch.inference_mode():
@@ -68,29 +69,33 @@ def stage_rows(family: str, crops: list[np.ndarray]) -> list[dict]:
     return [{**row, **merge(res)}]
 
 
-def end_to_end_rows(family: str, client, images: list[np.ndarray], paths: list[Path]) -> list[dict]:
-    from facefront.serving.crop_stage import face_crop
+def served_crops(family: str, paths: list[Path]) -> list[np.ndarray]:
+    """The family's crops as its served preprocess stage makes them (same code, same config parameters)."""
+    from facefront.repository import preprocess_model
+    from facefront.serving.stage import from_repository
+    stage = from_repository(preprocess_model(family))
+    return [stage.crop_one(Path(p).read_bytes()) for p in paths]
 
-    from .speed import IN_PROCESS
+
+def end_to_end_rows(family: str, client, images: list[np.ndarray], paths: list[Path]) -> list[dict]:
+    from export.common.family import families
+    fam = families().get(family)
     row = {"model": family, "stage": "end to end (served ensemble)", "flavour": "tritonserver CPU (onnxruntime fp32)"}
     res = []
-    if family == "mesh3d":
-        from facefront.face.mesh3d import frontalize
-        row["reference"] = "facefront.face.mesh3d.frontalize in-process (numpy)"
+    if fam is not None and fam.end_to_end is not None:
+        row["reference"] = f"export/{family} FAMILY.end_to_end in-process"
         for im, p in zip(images, paths):
-            res.append(compare(client.frontalize(p, model=family), frontalize(im, size=256)))
-    elif family in IN_PROCESS:
+            res.append(compare(client.frontalize(p, model=family), fam.end_to_end(im)))
+    elif fam is not None and fam.reference is not None:
         import torch
-        spec = IN_PROCESS[family]
-        row["reference"] = "facefront crop + eager PyTorch in-process"
-        net = spec.build()
+        row["reference"] = "the served crop stage + eager PyTorch in-process"
+        net = fam.reference.build()
         with torch.inference_mode():
-            for im, p in zip(images, paths):
-                crop = face_crop(im, family, spec.input_size)
+            for crop, p in zip(served_crops(family, paths), paths):
                 ref = net(torch.from_numpy(crop[None].copy())).numpy()[0]
                 res.append(compare(client.frontalize(p, model=family), ref))
     else:
-        return [{**row, "reference": "-", "error": f"no in-process reference for {family} in bench.speed.IN_PROCESS"}]
+        return [{**row, "reference": "-", "error": f"no in-process reference declared in export/{family}"}]
     return [{**row, **merge(res)}]
 
 
@@ -103,18 +108,16 @@ def gpu_rows() -> tuple[list[dict], str]:
 
 def run_fidelity(url: str, protocol: str, models: list[str]) -> dict:
     from client import FrontalizeClient
+    from export.common.family import families
     from facefront.data import load_rgb, photo
-    from facefront.face import align, analyze
-
-    from .speed import IN_PROCESS
     images = [load_rgb(n) for n in PHOTOS]
     paths = [Path(photo(n)) for n in PHOTOS]
+    fams = families()
     rows = []
     with FrontalizeClient(url, protocol=protocol, timeout=120) as c:
         for m in models:
-            if m in IN_PROCESS:
-                crops = [align.crop(im, analyze(im, max_faces=1)[0], m, size=IN_PROCESS[m].input_size)[0] for im in images]
-                rows += stage_rows(m, crops)
+            if m in fams and fams[m].reference is not None:
+                rows += stage_rows(m, served_crops(m, paths))
             rows += end_to_end_rows(m, c, images, paths)
     gpu, gpu_note = gpu_rows()
     return {"photos": list(PHOTOS), "rows": rows + gpu, "gpu_note": gpu_note}
@@ -130,7 +133,7 @@ def run(args) -> int:
     from .quality import served_models
     try:
         if args.serve:
-            from facefront.serving.server import exported_families
+            from facefront.repository import exported_families
 
             from .resources import server
             fams = [m.strip() for m in args.models.split(",")] if args.models else exported_families()[0]

@@ -40,11 +40,11 @@ class ArcFace:
     """An ArcFace-style recognition ONNX run with onnxruntime on CPU."""
 
     def __init__(self, onnx_path: str | Path):
-        import onnxruntime as ort
+        from facefront.sessions import onnx_session
         self.path = Path(onnx_path)
         if not self.path.is_file():
             raise FileNotFoundError(f"no ArcFace ONNX file {self.path}")
-        self.sess = ort.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
+        self.sess = onnx_session(self.path)
         self.input = self.sess.get_inputs()[0].name
 
     def embedding(self, image_rgb: np.ndarray, landmarks468: np.ndarray) -> np.ndarray:

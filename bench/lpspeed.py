@@ -51,11 +51,11 @@ def _timed(times: dict, key: str, fn, *args):
 
 def eager_chain(frames: int) -> dict:
     """Per-stage and end-to-end seconds of the eager reference chain on the served crop of PHOTOS[0]."""
-    from export.liveportrait import kinematics as kin
     from export.liveportrait.reference import Pipeline
     from facefront import imaging
     from facefront.data import photo
-    from facefront.serving.liveportrait_stages import crop_face, to_source, to_uint8
+    from facefront.liveportrait import kinematics as kin
+    from facefront.liveportrait.stages import crop_face, to_source, to_uint8
     p = Pipeline()
     data = photo(PHOTOS[0]).read_bytes()
     stages: dict[str, float] = {}
@@ -88,9 +88,10 @@ def eager_chain(frames: int) -> dict:
 
 def leaves_in_process(frames: int, threads: int) -> dict:
     """{net: {"onnxruntime": s, "torch": s}} for each leaf's artefacts on the export's example inputs."""
-    import onnxruntime as ort
     import torch
+
     from export.liveportrait.export_spec import example_inputs
+    from facefront.sessions import onnx_session
     torch._C._jit_set_profiling_executor(False)   # as facefront.serving.torch_stage
     out = {}
     for net, folder in LEAVES.items():
@@ -98,17 +99,14 @@ def leaves_in_process(frames: int, threads: int) -> dict:
         ex = example_inputs(net, batch=1)
         row = {}
         if (d / "model.onnx").is_file():
-            so = ort.SessionOptions()
-            so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            s = ort.InferenceSession(str(d / "model.onnx"), so, providers=["CPUExecutionProvider"])
-            row["onnxruntime"] = _best(lambda: s.run(None, ex), frames)[0]
+            s = onnx_session(d / "model.onnx", threads, spinning=False)
+            row["onnxruntime"] = _best(lambda s=s, ex=ex: s.run(None, ex), frames)[0]
             del s
         if (d / "model.pt").is_file():
             m = torch.jit.load(str(d / "model.pt")).eval()
             args = [torch.from_numpy(v) for v in ex.values()]
             with torch.inference_mode():
-                row["torch"] = _best(lambda: m(*args), frames)[0]
+                row["torch"] = _best(lambda m=m, args=args: m(*args), frames)[0]
             del m
         out[net] = row
     return out

@@ -1,7 +1,7 @@
 """Quality metrics for the comparison: pixels (PSNR, SSIM, LPIPS), head pose, expression, Fréchet distances.
 
 Pixel metrics compare a model's output with a frontal ground truth after aligning BOTH to the same crop by
-their own landmarks (the mesh3d convention at 128 px: eye midpoint at 40 %, mouth at 65 % of the height), so
+their own landmarks (the eye_mouth crop rule (mesh3d's frame) at 128 px: eye midpoint at 40 %, mouth at 65 % of the height), so
 models that frame the face differently are compared on the face, not the framing.
 
 Fréchet distances (Heusel et al. 2017, eq. 6; the formula and its stable form are clean-fid's
@@ -53,9 +53,9 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def aligned(image_rgb: np.ndarray, face, size: int = ALIGN_SIZE) -> np.ndarray:
-    """The face in the common evaluation crop (mesh3d convention) at ``size`` px."""
+    """The face in the common evaluation crop (the eye_mouth rule, mesh3d's frame) at ``size`` px."""
     from facefront.face import align
-    return align.crop(image_rgb, face, "mesh3d", size=size)[0]
+    return align.crop(image_rgb, face, "eye_mouth", size=size)[0]
 
 
 # -- pose ----------------------------------------------------------------------------------------------------

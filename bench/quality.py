@@ -49,7 +49,8 @@ def load_dataset(args, progress=print) -> tuple[str, list[ds.Sample]]:
     if args.dataset == "synthetic":
         poses = ds.SYNTHETIC_POSES if args.full else ds.SMALL_POSES
         out = ds.REPO_ROOT / ".cache" / "bench" / "synthetic"
-        return "synthetic (mesh3d renders; favours geometric models)", ds.synthetic_samples(out, args.photos, poses, progress=progress)
+        samples = ds.synthetic_samples(out, args.photos, poses, progress=progress)
+        return "synthetic (mesh3d renders; favours geometric models)", samples
     if args.dataset == "photos":
         return "photos (offline, pose measured)", ds.photo_samples(args.photos)
     return f"manifest {args.dataset}", ds.read_manifest(args.dataset)
@@ -270,7 +271,7 @@ def run(args) -> int:
     from .resources import server
     try:
         if args.serve:
-            from facefront.serving.server import exported_families
+            from facefront.repository import exported_families
             ready, _ = exported_families()
             fams = [m.strip() for m in args.models.split(",")] if args.models else ready
             with server(fams) as srv:

@@ -27,7 +27,6 @@ import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ("quality", "fidelity", "sweep", "resources", "install")
-ALL_FAMILIES = ("scaleway", "mesh3d", "liveportrait", "ffwm")
 
 
 def add_arguments(p) -> None:
@@ -44,15 +43,11 @@ def add_arguments(p) -> None:
 
 
 def families() -> list[str]:
-    """Every family the project knows: export/ folders and model-repository ensembles, in a fixed order."""
-    found = set(ALL_FAMILIES)
-    try:  # export/ folders that serve a frontalization model (not helper services such as `face`)
-        from export.common.family import families as fams
-        found |= {f for f in fams() if (REPO_ROOT / "model_repository" / f"{f}_frontalize").is_dir()}
-    except Exception:
-        pass
-    found |= {p.name[: -len("_frontalize")] for p in (REPO_ROOT / "model_repository").glob("*_frontalize")}
-    return sorted(found, key=lambda f: (ALL_FAMILIES.index(f) if f in ALL_FAMILIES else 99, f))
+    """Every frontalization family the project knows, by name: the export registry's and the model repository's
+    (a family whose export folder is there but whose ensemble is not yet, or the reverse, still gets its row)."""
+    from export.common.family import families as declared
+    from facefront import repository
+    return sorted(set(declared("frontalize")) | set(repository.families()))
 
 
 def machine() -> dict:
@@ -81,7 +76,7 @@ def _progress(msg: str) -> None:
 def run_sections(args, data_dir: Path) -> dict:
     from types import SimpleNamespace
 
-    from facefront.serving.server import exported_families
+    from facefront.repository import exported_families
 
     from . import fidelity, install_cost, quality, resources, sweep
     from .datasets import SMALL_PHOTOS

@@ -10,7 +10,6 @@ over the requests it served). Cold start: seconds from launching tritonserver to
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -29,12 +28,12 @@ def server(models: list[str], repository: Path | None = None, log_name: str = "b
 
 
 def members(family: str, repo: Path = MODEL_REPOSITORY) -> list[str]:
-    ens = repo / f"{family}_frontalize" / "config.pbtxt"
-    if not ens.is_file():
+    """The family's ensemble members (or the family's single python model when it has none)."""
+    from facefront import repository
+    ens = f"{family}{repository.FAMILY_SUFFIX}"
+    if not (repo / ens / "config.pbtxt").is_file():
         return []
-    text = ens.read_text()
-    found = sorted(set(re.findall(r'model_name:\s*"([^"]+)"', text)))
-    return found or [f"{family}_frontalize"]
+    return repository.members(ens, repo) or [ens]
 
 
 def weights_status(family: str, repo: Path = MODEL_REPOSITORY) -> dict:
@@ -106,7 +105,7 @@ def stage_times(grpc_url: str) -> dict:
         if not n:
             continue
 
-        def ms(key):
+        def ms(key, inf=inf, n=n):
             return round(int(inf.get(key, {}).get("ns", 0) or 0) / n / 1e6, 2)
 
         out[s["name"]] = {"requests": n, "executions": int(s.get("execution_count", 0) or 0), "queue_ms": ms("queue"),
@@ -138,7 +137,8 @@ def run_resources(families: list[str], progress=print) -> dict:
 
 def main(argv=None) -> int:
     import argparse
-    from facefront.serving.server import exported_families
+
+    from facefront.repository import exported_families
     ap = argparse.ArgumentParser(prog="python -m bench.resources", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", help="comma-separated families (default: every exported one)")

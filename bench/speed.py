@@ -4,7 +4,8 @@
 What is timed differs by design, and the table says so: the in-process rows time the served network alone (the
 graph exported to ONNX, uint8 crop in, uint8 face out) on batch-1 crops prepared before timing (a centre crop
 stands in for the server's face crop); the served rows time a whole request as a client sees it (send the encoded
-image; server-side decode, crop, network; raw RGB answer). Each mode runs --seconds after --warmup calls. Writes DIR/speed.json and DIR/speed.md.
+image; server-side decode, crop, network; raw RGB answer). Each mode runs --seconds after --warmup calls.
+Writes DIR/speed.json and DIR/speed.md.
 
 examples:
   python -m bench speed --model scaleway --out out/speed
@@ -20,45 +21,17 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
 
 import numpy as np
 
 from client import FrontalizeClient, ServerError, ServerUnavailable
+from facefront.sessions import onnx_session
 
 from . import add_server_arguments, server_url
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MODES = ("eager", "onnxruntime", "pipeline", "triton-1", "triton-8")
 DEFAULT_PHOTOS = ("obama.jpg", "obama2.jpg", "biden.jpg", "astronaut.png")
-
-
-def _scaleway_eager():
-    from export.scaleway import reference
-    from export.scaleway.export_spec import ServingGenerator
-    return ServingGenerator(reference.build()).eval()
-
-
-def _ffwm_eager():
-    from export.ffwm.export_spec import ServingFFWM
-    from export.ffwm.onnx_export import servable
-    return ServingFFWM(servable()).eval()
-
-
-@dataclass(frozen=True)
-class InProcess:
-    """How to run a family's served network in-process: the eager module the ONNX file was exported from (same
-    input and output: uint8 Bx S x S x3 RGB), and where the exported file lies."""
-    build: Callable[[], Any]  # () -> eager torch module
-    onnx: str                 # ONNX file, relative to the repository root
-    input_size: int           # S
-
-
-# One entry per family that has an in-process reference. A new family adds a line.
-IN_PROCESS = {
-    "scaleway": InProcess(_scaleway_eager, "model_repository/scaleway_generator/1/model.onnx", 128),
-    "ffwm": InProcess(_ffwm_eager, "model_repository/ffwm_generator/1/model.onnx", 128),
-}
 
 
 @dataclass
@@ -86,7 +59,8 @@ class Result:
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--model", default="scaleway", help=f"model family (in-process runs: {', '.join(IN_PROCESS)})")
+    p.add_argument("--model", default="scaleway",
+                   help="model family (in-process runs: the families whose export folder declares a reference)")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for speed.json and speed.md")
     p.add_argument("--images", type=Path, nargs="+", metavar="IMAGE",
                    help=f"input images (default the test photos {', '.join(DEFAULT_PHOTOS)})")
@@ -128,7 +102,7 @@ def timed_loop(fn, inputs: list, seconds: float, warmup: int) -> tuple[list[floa
 
 
 # -- modes ------------------------------------------------------------------------------------------------------
-def run_eager(spec: InProcess, tensors: list[np.ndarray], args) -> Result:
+def run_eager(spec, tensors: list[np.ndarray], args) -> Result:
     import torch
     net = spec.build()
     xs = [torch.from_numpy(t) for t in tensors]
@@ -137,34 +111,29 @@ def run_eager(spec: InProcess, tensors: list[np.ndarray], args) -> Result:
     return Result("eager", f"network only, PyTorch {torch.__version__}, {torch.get_num_threads()} threads").finish(lat, wall)
 
 
-def run_onnxruntime(spec: InProcess, tensors: list[np.ndarray], args) -> Result:
+def run_onnxruntime(spec, tensors: list[np.ndarray], args) -> Result:
     import onnxruntime as ort
-    path = args.onnx or REPO_ROOT / spec.onnx
+    path = args.onnx or spec.onnx
     timed = f"network only, onnxruntime {ort.__version__} CPU"
     if not Path(path).is_file():
         return Result("onnxruntime", timed, skipped=f"no {path}: run `python -m export onnx {args.model}`")
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    sess = onnx_session(path)
     name = sess.get_inputs()[0].name
     lat, wall = timed_loop(lambda x: sess.run(None, {name: x}), tensors, args.seconds, args.warmup)
     return Result("onnxruntime", timed).finish(lat, wall)
 
 
-def run_pipeline(spec: InProcess, encoded: list[bytes], args) -> Result:
+def run_pipeline(spec, encoded: list[bytes], args) -> Result:
     """The served request's work in-process (decode, face crop by the preprocess stage's own code, onnxruntime):
     triton-1 minus this is what the ensemble adds (transport, scheduling, python-stage hops)."""
-    import onnxruntime as ort
-
-    from facefront.serving.crop_stage import CropStage
-    path = args.onnx or REPO_ROOT / spec.onnx
+    from facefront.repository import preprocess_model
+    from facefront.serving.stage import from_repository
+    path = args.onnx or spec.onnx
     timed = "whole request in-process: decode + face crop + onnxruntime, no server"
     if not Path(path).is_file():
         return Result("pipeline", timed, skipped=f"no {path}: run `python -m export onnx {args.model}`")
-    stage = CropStage()
-    stage.params, stage.name, stage.CONVENTION, stage.SIZE = {}, "bench", args.model, spec.input_size
-    stage.setup()
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 2  # as the served CPU leaf (configs/cpu.pbtxt intra_op_threads)
-    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    stage = from_repository(preprocess_model(args.model))   # the served crop stage, its config's settings
+    sess = onnx_session(path, threads=2)  # as the served CPU leaf (configs/cpu.pbtxt intra_op_threads)
     name = sess.get_inputs()[0].name
     lat, wall = timed_loop(lambda b: sess.run(None, {name: stage.crop_one(b)[None]}), encoded, args.seconds, args.warmup)
     return Result("pipeline", timed).finish(lat, wall)
@@ -238,7 +207,9 @@ def run(args) -> int:
     if bad or not modes:
         print(f"error: unknown mode(s) {', '.join(bad) or '(none)'}; choose from {', '.join(MODES)}", file=sys.stderr)
         return 2
-    spec = IN_PROCESS.get(args.model)
+    from export.common.family import families
+    fam = families().get(args.model)
+    spec = fam.reference if fam else None
     try:
         if args.images:
             paths = list(args.images)

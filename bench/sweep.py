@@ -158,7 +158,7 @@ def run_all(models: list[str], users: list[int], duration: float, out: Path, wit
             progress=print) -> dict:
     """Both batching variants (a server each) and the distributed run; writes out/sweep.json."""
     from facefront.data import photo
-    from facefront.serving.server import MODEL_REPOSITORY
+    from facefront.repository import MODEL_REPOSITORY
 
     from . import load
     from .resources import server

@@ -8,8 +8,7 @@ import time
 from pathlib import Path
 
 from . import images
-from .api import (DEFAULT_URLS, FrontalizeClient, ModelNotServed, ServerError, ServerUnavailable, controls_vector,
-                  pose_vector)
+from .api import DEFAULT_URLS, FrontalizeClient, ModelNotServed, ServerError, ServerUnavailable, controls_vector, pose_vector
 
 EPILOG = """\
 examples:
@@ -42,15 +41,22 @@ def _control(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(f"expected NAME=NUMBER, e.g. smile=0.5; got {text!r}") from None
 
 
-# Named flags for LivePortrait's controls (the ensemble's `controls` parameter; docs/liveportrait.md has the ranges):
-# --smile 0.5 is the same as --control smile=0.5. 0 = no change for every one.
-NAMED_CONTROLS = {
-    "eye_open": "target eye-open ratio 0..1 via the retargeting MLP (0 = keep the source's)",
-    "lip_open": "target lip-open ratio 0..1 via the retargeting MLP (0 = keep the source's)",
-    "smile": "smile -0.3..1.3", "wink": "wink 0..25", "eyebrow": "eyebrows -10..15", "eyes": "eyes open/close -20..5",
-    "pupil_x": "gaze left/right -15..15", "pupil_y": "gaze up/down -15..15",
-    "aaa": "mouth 'aaa' -30..120", "eee": "mouth 'eee' -20..15", "woo": "mouth 'woo' -20..15",
-}
+def named_controls() -> dict[str, tuple]:
+    """{name: (Control, [families])} for the named flags (--smile 0.5 = --control smile=0.5), read from the model
+    repository's ensemble configs when this checkout has one; the server checks the same names and ranges."""
+    try:
+        from facefront import repository
+        served = repository.families()
+    except Exception:  # noqa: BLE001 - a client without a repository still has --control NAME=VALUE
+        return {}
+    out: dict[str, tuple] = {}
+    for fam in served.values():
+        for c in fam.controls:
+            out.setdefault(c.name, (c, []))[1].append(fam.name)
+    return out
+
+
+NAMED_CONTROLS = named_controls()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,11 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"target {angle} in degrees (pose-capable models only; default 0)")
     f.add_argument("--control", type=_control, action="append", default=[], metavar="NAME=VALUE",
                    help="a named control the model takes, e.g. smile=0.5 (repeatable; see `models`)")
-    lp = f.add_argument_group("LivePortrait controls (FacePoke's); each is --control NAME=VALUE")
-    for name, what in NAMED_CONTROLS.items():
-        lp.add_argument(f"--{name.replace('_', '-')}", dest=f"ctl_{name}", type=float, metavar="V", help=what)
-    lp.add_argument("--relative", action="store_true",
-                    help="--yaw/--pitch/--roll change the source's own pose instead of setting it (control relative=1)")
+    group = f.add_argument_group("model controls (the ensembles' `controls` parameter); each is --control NAME=VALUE")
+    for name, (c, fams) in NAMED_CONTROLS.items():
+        flag, where = f"--{name.replace('_', '-')}", f"({', '.join(fams)})"
+        if c.switch:
+            group.add_argument(flag, dest=f"ctl_{name}", action="store_const", const=1.0,
+                               help=f"{c.help} {where}; --control {name}=1")
+        else:
+            group.add_argument(flag, dest=f"ctl_{name}", type=float, metavar="V",
+                               help=f"{c.help} {c.low:g}..{c.high:g}, 0 = no change {where}")
     f.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
 
     a = sub.add_parser("analyze", parents=[conn], help="detect faces: boxes, 468 landmarks, head pose (JSON lines)",
@@ -117,8 +127,6 @@ def selected_controls(args) -> dict[str, float]:
         value = getattr(args, f"ctl_{name}", None)
         if value is not None:
             controls[name] = value
-    if getattr(args, "relative", False):
-        controls["relative"] = 1.0
     return controls
 
 

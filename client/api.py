@@ -7,8 +7,9 @@ The protocol, as the server's model repository defines it:
   or as BYTES shape [1, 1] (one element holding the file); the client follows the ensemble's metadata;
 - input ``POSE`` (FP32, shape [1, 3]): yaw, pitch, roll in degrees; only on pose-capable families;
 - input ``CONTROLS`` (FP32, shape [1, K]): named float controls (e.g. ``smile``, ``eyes``), only on families whose
-  ensemble config lists their names, in order, as ``parameters { key: "controls" value { string_value:
-  "smile,eyes" } }``. Controls not given are sent as 0.0, the neutral value; CONTROLS is omitted when none is given;
+  ensemble config lists them, in order, in its ``controls`` parameter: a JSON list of ``{"name", "range": [low,
+  high], "help", "switch"}`` (``facefront.repository.parse_controls``). Controls not given are sent as 0.0, the
+  neutral value; CONTROLS is omitted when none is given;
 - output ``FRONTAL`` (UINT8, shape [1, H, W, 3]): the RGB result.
 
 Face analysis is the model ``face_analyze`` (not batched): ``IMAGE`` UINT8 [N] (the file's bytes), optional
@@ -60,6 +61,7 @@ class ModelInfo:
     pose: bool                      # has a POSE input
     image_datatype: str = "UINT8"   # IMAGE as UINT8 [1, N] file bytes, or BYTES [1, 1]
     controls: tuple[str, ...] = ()  # names of the CONTROLS entries, in order
+    control_specs: tuple = ()       # facefront.repository.Control per entry: range and help
 
 
 def ensemble_name(model: str) -> str:
@@ -226,13 +228,14 @@ def parse_model_info(ensemble: str, metadata: dict, config: dict) -> ModelInfo:
     if inputs.get("IMAGE") not in ("UINT8", "BYTES"):
         raise ValueError(f"{ensemble} is not a frontalize ensemble: its IMAGE input is {inputs.get('IMAGE') or 'missing'} "
                          f"(expected UINT8 or BYTES)")
-    controls: tuple[str, ...] = ()
+    specs: tuple = ()
     if "CONTROLS" in inputs:
+        from facefront.repository import parse_controls
         raw = (config.get("parameters") or {}).get(CONTROLS_PARAMETER, {}).get("string_value", "")
-        controls = tuple(n.strip() for n in raw.split(",") if n.strip())
+        specs = parse_controls(raw, f"{ensemble} controls parameter")
     family = ensemble[: -len(SUFFIX)] if ensemble.endswith(SUFFIX) else ensemble
     return ModelInfo(family=family, ensemble=ensemble, pose="POSE" in inputs, image_datatype=inputs["IMAGE"],
-                     controls=controls)
+                     controls=tuple(c.name for c in specs), control_specs=specs)
 
 
 def pose_vector(info: ModelInfo, yaw: float, pitch: float, roll: float) -> np.ndarray | None:
@@ -261,10 +264,13 @@ def controls_vector(info: ModelInfo, controls: dict[str, float]) -> np.ndarray |
         raise ValueError(f"model {info.family!r} has no control {', '.join(map(repr, unknown))}; "
                          f"its controls: {', '.join(info.controls)}")
     values = []
+    specs = {c.name: c for c in info.control_specs}
     for name in info.controls:
         v = controls.get(name, 0.0)
         if not isinstance(v, (int, float, np.floating, np.integer)) or not math.isfinite(v):
             raise ValueError(f"control {name} must be a finite number, not {v!r}")
+        if name in specs:
+            specs[name].check(float(v))
         values.append(v)
     return np.array([values], dtype=np.float32)
 

@@ -27,6 +27,9 @@ EPILOG = """examples:
 def _targets(name: str) -> list[fam.Family]:
     fams = fam.families()
     if name == "all":
+        if fam.BROKEN:  # a family folder that does not import must not be skipped silently
+            raise SystemExit("error: cannot export every model, these family folders fail to import: "
+                             + "; ".join(f"export/{k}: {v}" for k, v in fam.BROKEN.items()))
         return [f for f in fams.values() if f.export]
     return [fam.get(name)]
 
@@ -81,6 +84,9 @@ def main(argv=None) -> int:
     if args.cmd == "onnx":
         from .common.download import WeightsError
         for f in _targets(args.model):
+            if f.export is None:
+                print(f"{f.name}: nothing to export ({f.weights_note or 'no export step'})")
+                continue
             if args.missing_only and _intact(args.repository, f, "model.onnx"):
                 print(f"{f.name}: exported graphs intact, skipped")
                 continue

@@ -42,7 +42,7 @@ def fake_data(tmp: Path) -> dict:
                     "aggregate": {"input": {"all": b, "15": b, "30": b, "errors": 0},
                                   "scaleway": {"all": {"n": 2, "no_face": 2}, "errors": 0},
                                   "mesh3d": {"all": b, "15": b, "30": b, "errors": 0}},
-                    "frechet": {"mesh3d": {"FD-VGG16": {"value": 1.5, "n1": 2, "n2": 2, "dim": 512, "implementation": "in-process"}}},
+                    "frechet": {"mesh3d": {"FD-VGG16": {"value": 1.5, "n1": 2, "n2": 2, "dim": 512, "implementation": "in-process"}}},  # noqa: E501
                     "fid": {"value": None, "why": "offline"}, "pose_edits": {}, "records": recs},
         "sweep": {"duration_s": 1, "dynamic_batching": {"scaleway": [pt(1), pt(2)]}, "no_batching": {"scaleway": [pt(1)]},
                   "distributed": {"error": "not run"}, "perf_analyzer": {"why": "absent"}},
@@ -89,7 +89,7 @@ def test_page_in_headless_chromium(tmp_path):
 @pytest.mark.slow
 def test_report_end_to_end(tmp_path):
     """The real thing, small: quality on 5 synthetic samples of one photo and fidelity on the served models, then the page."""
-    from facefront.serving.server import exported_families
+    from facefront.repository import exported_families
     if not exported_families()[0]:
         pytest.skip("nothing exported (make export)")
     out = tmp_path / "report"

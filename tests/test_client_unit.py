@@ -22,7 +22,7 @@ def png(w=8, h=6) -> bytes:
 
 def test_client_stays_light():
     import subprocess
-    code = "import sys, client, client.__main__; bad = [m for m in ('torch', 'onnx', 'onnxruntime', 'export') if m in sys.modules]; print(bad)"
+    code = "import sys, client, client.__main__; bad = [m for m in ('torch', 'onnx', 'onnxruntime', 'export') if m in sys.modules]; print(bad)"  # noqa: E501
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -78,12 +78,17 @@ def test_write_png_leaves_no_partial_file(tmp_path, monkeypatch):
 
 META = {"inputs": [{"name": "IMAGE", "datatype": "UINT8"}, {"name": "POSE", "datatype": "FP32"},
                    {"name": "CONTROLS", "datatype": "FP32"}]}
-CONFIG = {"parameters": {"controls": {"string_value": "smile, eyes"}}}
+CONFIG = {"parameters": {"controls": {"string_value": '[{"name": "smile", "range": [-0.3, 1.3], "help": "smile"}, '
+                                                      '{"name": "eyes", "range": [-20, 5]}]'}}}
 
 
 def test_parse_model_info():
     info = parse_model_info("lp_frontalize", META, CONFIG)
-    assert info == ModelInfo("lp", "lp_frontalize", pose=True, image_datatype="UINT8", controls=("smile", "eyes"))
+    assert (info.family, info.ensemble, info.pose, info.image_datatype, info.controls) == \
+        ("lp", "lp_frontalize", True, "UINT8", ("smile", "eyes"))
+    assert [(c.low, c.high, c.help) for c in info.control_specs] == [(-0.3, 1.3, "smile"), (-20.0, 5.0, "")]
+    with pytest.raises(ValueError, match="controls parameter"):
+        parse_model_info("lp_frontalize", META, {"parameters": {"controls": {"string_value": "smile, eyes"}}})
     plain = parse_model_info("scaleway_frontalize", {"inputs": [{"name": "IMAGE", "datatype": "BYTES"}]}, {})
     assert (plain.pose, plain.controls, plain.image_datatype) == (False, (), "BYTES")
     with pytest.raises(ValueError, match="not a frontalize ensemble"):
@@ -99,6 +104,13 @@ def test_pose_rejected_on_models_without_pose():
     np.testing.assert_array_equal(pose_vector(posed, 15, -5, 2), [[15, -5, 2]])
     with pytest.raises(ValueError, match="finite"):
         pose_vector(posed, float("nan"), 0, 0)
+
+
+def test_controls_out_of_range_refused_before_sending():
+    info = parse_model_info("lp_frontalize", META, CONFIG)
+    np.testing.assert_array_equal(controls_vector(info, {"smile": 1.3, "eyes": -20}), np.float32([[1.3, -20]]))
+    with pytest.raises(ValueError, match=r"smile must be in \[-0.3, 1.3\]"):
+        controls_vector(info, {"smile": 2})
 
 
 def test_controls_vector_in_model_order():

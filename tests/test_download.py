@@ -85,6 +85,7 @@ def test_download_cli_fails_here_with_one_line(tmp_path):
     """On these machines the public host is unreachable: the command says so in one line and exits 1."""
     import subprocess
     import sys
+
     from tests.conftest import REPO
     r = subprocess.run([sys.executable, "-m", "export", "download", "scaleway", "--dest", str(tmp_path)],
                        capture_output=True, text=True, cwd=REPO, timeout=120)

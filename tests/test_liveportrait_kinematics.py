@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from export.liveportrait import kinematics as kin
+from facefront.liveportrait import kinematics as kin
 
 
 def one_hot_logits(index, batch=1, big=60.0):

@@ -18,7 +18,7 @@ MODEL = "liveportrait"
 
 @pytest.fixture(scope="module")
 def lp(triton_server):
-    from facefront.serving.server import exported_families
+    from facefront.repository import exported_families
     if MODEL not in exported_families()[0]:
         pytest.fail("liveportrait is not exported: run `python -m export onnx liveportrait`")
     with FrontalizeClient(triton_server.grpc_url, timeout=300) as c:
@@ -46,7 +46,7 @@ def test_served_matches_the_pytorch_reference_end_to_end(lp, source, frontal):
     (TorchScript/onnxruntime leaves, numpy keypoints, onnxruntime S): uint8 within +-2 grey levels."""
     from export.liveportrait.reference import Pipeline
     from facefront import imaging
-    from facefront.serving.liveportrait_stages import crop_face, to_source, to_uint8
+    from facefront.liveportrait.stages import crop_face, to_source, to_uint8
     crop, _, _ = crop_face(imaging.decode(source.read_bytes()))
     ref = to_uint8(Pipeline().repose(to_source(crop)[None])[0])
     assert frontal.shape == (512, 512, 3) and frontal.dtype == np.uint8
@@ -75,9 +75,10 @@ def test_bad_requests_get_clear_errors(lp, source, frontal):
         lp.frontalize(source, model=MODEL, yaw=120)
     with pytest.raises(ServerError, match=r"target pitch outside .* \(relative mode\)"):
         lp.frontalize(source, model=MODEL, pitch=200, relative=1)   # beyond +-90 from any source pose
-    with pytest.raises(ServerError, match=r"smile=5.* outside \[-0.3, 1.3\]"):
+    # the client checks the ranges the ensemble's `controls` parameter states before sending...
+    with pytest.raises(ValueError, match=r"smile must be in \[-0.3, 1.3\]"):
         lp.frontalize(source, model=MODEL, smile=5)
-    with pytest.raises(ServerError, match=r"eye_open=2 outside \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"eye_open must be in \[0, 1\]"):
         lp.frontalize(source, model=MODEL, eye_open=2)
     with pytest.raises(ValueError, match="has no control 'grin'"):
         lp.frontalize(source, model=MODEL, grin=1)
@@ -111,6 +112,16 @@ def test_raw_protocol_errors(lp, source):
         _raw(lp, IMAGE=data, CONTROLS=(nan, "FP32"))
     with pytest.raises(ServerError, match="POSE contains NaN"):
         _raw(lp, IMAGE=data, POSE=(np.array([[np.nan, 0, 0]], np.float32), "FP32"))
+    # ...and the server checks them again for clients that send raw tensors (order: relative, eye_open, lip_open,
+    # smile, ...)
+    smile = np.zeros((1, 12), np.float32)
+    smile[0, 3] = 5
+    with pytest.raises(ServerError, match=r"smile=5.* outside \[-0.3, 1.3\]"):
+        _raw(lp, IMAGE=data, CONTROLS=(smile, "FP32"))
+    eye = np.zeros((1, 12), np.float32)
+    eye[0, 1] = 2
+    with pytest.raises(ServerError, match=r"eye_open=2 outside \[0, 1\]"):
+        _raw(lp, IMAGE=data, CONTROLS=(eye, "FP32"))
 
 
 def test_two_faces_use_the_largest(lp):

@@ -1,14 +1,13 @@
 """LivePortrait's python stages without the server: keypoints vs the reference chain, controls, crops, paste-back."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from export.liveportrait import kinematics as kin
-from facefront.serving import liveportrait_stages as lps
+from facefront.liveportrait import kinematics as kin
+from facefront.liveportrait import stages as lps
 from facefront.serving.stage import InputError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,13 +88,24 @@ def test_out_of_range_requests_raise_input_error(keypoints, pose, controls, mess
 
 
 def test_controls_are_listed_the_same_everywhere():
-    names = ",".join(lps.CONTROLS)
+    """The ensemble's control specs (what clients read), the keypoints stage and the kinematics agree: names,
+    order, CONTROLS width, and the expression controls' ranges."""
+    from facefront import repository
+    fam = repository.families()["liveportrait"]
+    assert tuple(c.name for c in fam.controls) == lps.CONTROLS
+    for c in fam.controls:
+        if c.name in kin.EXPRESSION_CONTROLS:
+            assert (c.low, c.high) == kin.EXPRESSION_CONTROLS[c.name][0], c.name
+        else:
+            assert (c.low, c.high) == (0.0, 1.0), c.name
+    assert [c.name for c in fam.controls if c.switch] == ["relative"]
+    keypoints = repository.stage_parameters("liveportrait_keypoints")
+    assert keypoints["controls"] == ",".join(lps.CONTROLS)
     for model in ("liveportrait_frontalize", "liveportrait_keypoints"):
-        text = (REPO / "model_repository" / model / "config.pbtxt").read_text()
-        assert f'key: "controls", value {{ string_value: "{names}" }}' in text
-        assert re.search(rf'name: "CONTROLS", data_type: TYPE_FP32, dims: \[ {len(lps.CONTROLS)} \]', text)
+        cfg = repository.config(model)
+        assert [list(i.dims) for i in cfg.input if i.name == "CONTROLS"] == [[len(lps.CONTROLS)]]
     from client.__main__ import NAMED_CONTROLS
-    assert set(NAMED_CONTROLS) | {"relative"} == set(lps.CONTROLS)
+    assert set(NAMED_CONTROLS) == set(lps.CONTROLS)
 
 
 def test_crop_uses_the_largest_face_and_paste_back_restores_the_photo_size():
@@ -111,7 +121,7 @@ def test_crop_uses_the_largest_face_and_paste_back_restores_the_photo_size():
     two[:small.shape[0], big.shape[1]:] = small
     assert len(analyze(two)) == 2
     crop, M, ratios = lps.crop_face(two)
-    _, want = align.crop(big, analyze(big, max_faces=1)[0], "liveportrait", size=256)
+    _, want = align.crop(big, analyze(big, max_faces=1)[0], "portrait", size=256)
     # the big face's crop: the same transform up to landmark noise (the small face's would be 2x the scale)
     assert np.abs(M[:, :2] - want[:, :2]).max() < 0.05 * np.abs(want[:, :2]).max()   # the small face: 2x scale
     assert np.abs(M[:, 2] - want[:, 2]).max() < 10

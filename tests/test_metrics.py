@@ -34,7 +34,7 @@ def test_frechet_labels_implementation_and_small_sets():
     assert mx.frechet(f[:1], f, use_cleanfid=False)["value"] is None
 
 
-@pytest.mark.skipif(mx.cleanfid_python() is None, reason="optional clean-fid venv not installed (python -m bench.metrics setup-cleanfid)")
+@pytest.mark.skipif(mx.cleanfid_python() is None, reason="optional clean-fid venv not installed (python -m bench.metrics setup-cleanfid)")  # noqa: E501
 def test_in_process_formula_matches_cleanfid():
     rng = np.random.default_rng(3)
     a, b = rng.normal(size=(40, 6)), rng.normal(size=(50, 6)) * 1.5 + 0.3

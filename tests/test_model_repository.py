@@ -6,26 +6,25 @@ from pathlib import Path
 
 import onnx
 import pytest
-from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
+from facefront import repository
+from facefront.serving.stage import load_stage
 from tests.conftest import REPO
 
-REPOSITORY = REPO / "model_repository"
-MODELS = sorted(p for p in REPOSITORY.iterdir() if (p / "config.pbtxt").is_file())
+REPOSITORY = repository.MODEL_REPOSITORY
+MODELS = [REPOSITORY / m for m in repository.models()]
 
 ONNX_TYPES = {onnx.TensorProto.FLOAT: mc.TYPE_FP32, onnx.TensorProto.UINT8: mc.TYPE_UINT8,
               onnx.TensorProto.FLOAT16: mc.TYPE_FP16, onnx.TensorProto.INT64: mc.TYPE_INT64,
               onnx.TensorProto.INT32: mc.TYPE_INT32}
 
 
-def parse(path: Path) -> mc.ModelConfig:
-    return text_format.Parse(path.read_text(), mc.ModelConfig())
+parse = repository.parse
 
 
 def cpu_config(model_dir: Path) -> mc.ModelConfig:
-    p = model_dir / "configs" / "cpu.pbtxt"
-    return parse(p) if p.is_file() else parse(model_dir / "config.pbtxt")  # Triton falls back likewise
+    return repository.config(model_dir.name, "cpu")  # configs/cpu.pbtxt, else config.pbtxt as Triton falls back
 
 
 def io_of(cfg):
@@ -54,7 +53,28 @@ def test_network_leaf_has_two_flavours_with_the_same_interface(model_dir):
     assert gpu.max_batch_size == cpu.max_batch_size > 0
     assert gpu.HasField("dynamic_batching") and cpu.HasField("dynamic_batching")
     # the CPU leaf runs the exported graph (OnnxStage) or, per measured speed, the same network in PyTorch (LeafStage)
-    assert any(k in (model_dir / "1" / "model.py").read_text() for k in ("OnnxStage", "LeafStage"))
+    from facefront.serving.onnx_stage import OnnxStage
+    assert issubclass(load_stage(repository.parameters(cpu)["stage"]), OnnxStage)
+
+
+PYTHON_MODELS = [m for m in MODELS if cpu_config(m).backend == "python"]
+
+
+@pytest.mark.parametrize("model_dir", PYTHON_MODELS, ids=lambda p: p.name)
+def test_every_python_model_is_the_same_line_and_its_config_names_the_stage(model_dir):
+    """model.py is identical everywhere: the class and its settings are the config's `parameters`."""
+    assert (model_dir / "1" / "model.py").read_bytes() == (PYTHON_MODELS[0] / "1" / "model.py").read_bytes()
+    params = repository.parameters(cpu_config(model_dir))
+    assert load_stage(params["stage"], model_dir.name)   # imports and is a Stage
+
+
+def test_stage_parameter_errors_are_clear():
+    with pytest.raises(RuntimeError, match="must name a facefront stage"):
+        load_stage("os:system", "evil")
+    with pytest.raises(RuntimeError, match="cannot be loaded"):
+        load_stage("facefront.serving.crop_stage:NoSuchStage", "m")
+    with pytest.raises(RuntimeError, match="is not a Stage"):
+        load_stage("facefront.repository:Control", "m")
 
 
 @pytest.mark.parametrize("model_dir", [m for m in MODELS if parse(m / "config.pbtxt").platform == "ensemble"],
@@ -122,3 +142,11 @@ def test_gpu_requirements_agree_with_cpu_pins():
     cpu, gpu = pins("requirements.txt"), pins("requirements-gpu.txt")
     for k in set(cpu) & set(gpu):
         assert cpu[k] == gpu[k], k
+
+
+def test_docker_build_context_leaves_out_local_state():
+    ignored = {ln.strip() for ln in (REPO / ".dockerignore").read_text().splitlines() if ln.strip() and ln[0] != "#"}
+    assert {".venv", ".cache", "weights", "out"} <= ignored
+    text = (REPO / "Dockerfile").read_text()
+    assert "--cache-config=local" in text            # LivePortrait's F/M response cache on the GPU flavour too
+    assert "127.0.0.1:8000-8002" in text and "--shm-size" in text

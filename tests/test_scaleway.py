@@ -39,6 +39,7 @@ def test_parity_cli_fails_on_wrong_network(shared_dir, monkeypatch, capsys):
 def test_parity_reads_subsample_form(shared_dir, tmp_path):
     """A fixture set stored in the __idx/__sub/__shape/__stats form is compared through the subsample."""
     import shutil
+
     from export.common import fixtures
     src = np.load(shared_dir / "parity/scaleway/public/G.npz")
     full = src["out_frontal"]

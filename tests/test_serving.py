@@ -60,16 +60,15 @@ def test_ensemble_round_trip_grpc_and_http(triton_server, grpc, face_bytes):
     assert np.array_equal(out, out_h)
 
 
-@pytest.mark.parametrize("family,convention", [("scaleway", "scaleway"), ("ffwm", "ffwm")])
-def test_served_output_equals_in_process_pipeline(triton_server, grpc, face_bytes, family, convention):
+@pytest.mark.parametrize("family", ["scaleway", "ffwm"])
+def test_served_output_equals_in_process_pipeline(triton_server, grpc, face_bytes, family):
     """Server vs the same pieces run in-process (decode, face crop, the exported graph via onnxruntime)."""
     from export.common import onnx_tools
-    from facefront.serving.crop_stage import CropStage
+    from facefront.repository import preprocess_model
+    from facefront.serving.stage import from_repository
     from tests.conftest import REPO
     assert family in triton_server.served
-    stage = CropStage()
-    stage.params, stage.name, stage.CONVENTION = {}, "test", convention
-    stage.setup()
+    stage = from_repository(preprocess_model(family))   # the served crop stage with its config's settings
     crop = stage.crop_one(face_bytes)
     ref = onnx_tools.run(REPO / f"model_repository/{family}_generator/1/model.onnx", {"face": crop[None]})[0]
     got = grpc.infer(f"{family}_frontalize", [_image_input(grpcclient, face_bytes)]).as_numpy("FRONTAL")

@@ -1,6 +1,6 @@
 """The frontalization path on a torch device, in the execution modes we compare.
 
-F and M run on the source crop, the keypoint math runs in numpy (export/liveportrait/kinematics.py, the same
+F and M run on the source crop, the keypoint math runs in numpy (facefront/liveportrait/kinematics.py, the same
 functions the served CPU pipeline uses), then W and G run on the driving keypoints. Modes:
   eager32   fp32, TF32 off (the reference)
   tf32      fp32 with TF32 matmul/conv
@@ -16,8 +16,8 @@ import time
 import numpy as np
 import torch
 
-from export.liveportrait import kinematics as kin
 from export.liveportrait.reference import build
+from facefront.liveportrait import kinematics as kin
 
 MODES = ("eager32", "tf32", "fp16", "compile", "graphs16")
 

@@ -35,13 +35,8 @@ def export(module: torch.nn.Module, example: Sequence[torch.Tensor], path: Path,
 
 
 def session(path: Path, threads: int | None = None):
-    import onnxruntime as ort
-    so = ort.SessionOptions()
-    if threads:
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    from facefront.sessions import onnx_session
+    return onnx_session(path, threads or 0)
 
 
 def run(path_or_session, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:

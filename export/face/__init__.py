@@ -12,4 +12,5 @@ FAMILY = Family(
     export=export_spec.export,
     networks=list(export_spec.NETWORKS),
     weights_note="mediapipe 0.10.21 tflite files (Apache-2.0), translated to ONNX at export",
+    kind="service",   # the leaves of face_analyze, not a frontalization model
 )

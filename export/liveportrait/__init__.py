@@ -1,11 +1,11 @@
 """LivePortrait (KwaiVGI): implicit-keypoint portrait animation; here it re-poses a face (frontalize = pose 0/0/0).
 
 Five networks: appearance F, motion M, warping W, SPADE generator G, stitching/retargeting S. The served path is
-F + M on the source crop, keypoint math (kinematics.py) to the target pose, then W + G.
+F + M on the source crop, keypoint math (facefront/liveportrait/kinematics.py, the runtime) to the target pose, then W + G.
 
-Importing this package stays light (no torch): the serving stages import `export.liveportrait.kinematics`.
+Importing this package stays light (no torch): `python -m export list` reads FAMILY without building networks.
 """
-from ..common.family import Family
+from ..common.family import Family, Install
 
 
 def _run_fixtures(*args, **kwargs):
@@ -30,6 +30,20 @@ FAMILY = Family(
     download=_download,
     export=_export,
     networks=["liveportrait_appearance", "liveportrait_motion", "liveportrait_warping", "liveportrait_generator"],
-    pose_control=True,
     weights_file="base_models",  # weights/liveportrait/{base_models,retargeting_models}/ (weights.FILES)
+    # no single-network reference: its in-process chain is reference.Pipeline, measured by `python -m bench lpspeed`
+    # and compared with the served ensemble in tests/test_liveportrait_serving.py
+    install=Install(
+        extra_packages=("torch", "onnx"),
+        params_m=130.0,
+        weights="five .pth files (appearance, motion, warping, SPADE, stitching) from KwaiVGI/LivePortrait on HF",
+        commands=("git clone ... && cd facefront", "make setup", "python -m export download liveportrait",
+                  "make export MODELS=liveportrait", "make serve",
+                  "python -m client frontalize photo.jpg -o out --model liveportrait"),
+        upstream={"repo": "KwaiVGI/LivePortrait", "source": "requirements_base.txt",
+                  "states": "torch==2.3.0 + torchvision==0.18.0 + torchaudio==2.3.0 (cu118 index), numpy 1.26.4, "
+                            "opencv-python, scipy, imageio, lmdb, tqdm, rich, ffmpeg-python, onnx 1.16.1, "
+                            "scikit-image, albumentations, matplotlib, imageio-ffmpeg, tyro, gradio 4.37.1, "
+                            "pykalman, transformers 4.22.0, timm 0.9.7, addict, yapf (25 pins); plus "
+                            "onnxruntime-gpu/insightface for its face detector"}),
 )

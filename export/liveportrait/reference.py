@@ -1,6 +1,7 @@
 """PyTorch reference for LivePortrait: build the five networks, run each one, and run the frontalization chain.
 
-These are the numbers the served pipeline must match. Keypoint math is kinematics.py (numpy), shared with serving.
+These are the numbers the served pipeline must match. Keypoint math is facefront/liveportrait/kinematics.py (numpy),
+shared with serving.
 """
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from facefront.liveportrait import kinematics as kin
+
 from ..common import fixtures
 from ..common.synthetic import fill_
-from . import kinematics as kin
 from .appearance import AppearanceFeatureExtractor
 from .motion import HEADS, MotionExtractor
 from .spade import SpadeGenerator

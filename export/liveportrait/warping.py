@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import ConvBnAct2d, Conv3dBnRelu, normalized_grid_3d
+from .layers import Conv3dBnRelu, ConvBnAct2d, normalized_grid_3d
 from .sampling import SAMPLERS
 
 KP_VARIANCE = 0.01

@@ -1,22 +1,25 @@
-"""Alignment crops in each model's convention, and the inverse (paste-back). Every model's preprocess
-uses ``crop``; every postprocess that returns a full photo uses ``paste_back``.
+"""Alignment crops by named geometric rule, and the inverse (paste-back). Every preprocess stage uses ``crop``
+with the rule and size its config names (parameters ``crop`` and ``crop_size``, optional ``crop_scale`` /
+``crop_shift``); every postprocess that returns a full photo uses ``paste_back``. Rules are named for their
+geometry, not for a model, so a new model picks one in its config and no code here changes.
 
 All crops are similarity transforms: ``M`` (2x3) maps image pixels to crop pixels, so a landmark p lands at
 ``M[:, :2] @ p + M[:, 2]`` and ``cv2.invertAffineTransform(M)`` goes back.
 
-Conventions (size = default output side):
-  scaleway      128  eyes levelled; square of 1.2x the landmarks' extent, centred on it. Our choice: the
-                     upstream project documents no crop rule beyond "128x128 face".
-  ffwm          128  centre between the nose wings (alae, landmarks 98/327); radius = distance to the
-                     farthest landmark; eyes levelled only for near-frontal faces (|yaw| < 30 deg); cubic
-                     resize. An approximation of FFWM's crop from commercial (Face++) dense landmarks.
-  liveportrait  256  LivePortrait's source crop: axis from the eye-centre midpoint to the lip centre
-                     cancels roll; square of the long side of the landmark box in that frame x 2.5, moved
-                     up by 0.125 x side (its defaults scale=2.5, vy_ratio=-0.125, made at 512 and resized
-                     to 256 for the networks; here made at 256 directly). Its boxes come from 106-point
-                     landmarks (no forehead), so the FaceMesh points above the brows are left out.
-  mesh3d        256  the frame mesh3d renders into: same roll-cancelling axis; eye midpoint at 40 % and
-                     mouth centre at 65 % of the height (side = 4x the eye-to-mouth distance).
+Rules (default size; who uses it):
+  landmark_box  128  eyes levelled; square of ``scale`` (1.2) x the landmarks' extent, centred on it (scaleway:
+                     the upstream project documents no crop rule beyond "128x128 face", so this is our choice).
+  nose_centred  128  centre between the nose wings (alae, landmarks 98/327); radius = distance to the farthest
+                     landmark; eyes levelled only for near-frontal faces (|yaw| < 30 deg); cubic resize (FFWM: an
+                     approximation of its crop from commercial (Face++) dense landmarks).
+  portrait      256  axis from the eye-centre midpoint to the lip centre cancels roll; square of the long side of
+                     the landmark box in that frame x ``scale`` (2.5), moved by ``shift`` (-0.125) x side (LivePortrait's
+                     source crop with its defaults, made at 512 and resized to 256 upstream; here made at 256
+                     directly). Its boxes come from 106-point landmarks (no forehead), so the FaceMesh points above
+                     the brows are left out.
+  eye_mouth     256  the frame mesh3d renders into: same roll-cancelling axis; eye midpoint at 40 % and mouth
+                     centre at 65 % of the height (side = 4x the eye-to-mouth distance). Also the common
+                     evaluation crop of the benchmark.
 """
 from __future__ import annotations
 
@@ -32,16 +35,16 @@ from facefront.face.mesh import NOSE_ALAE, canonical, eye_centres, mouth_centre
 class Convention:
     size: int
     interpolation: int
+    scale: float = 1.0
+    shift: float = 0.0
 
 
 CONVENTIONS = {
-    "scaleway": Convention(128, cv2.INTER_AREA),
-    "ffwm": Convention(128, cv2.INTER_CUBIC),
-    "liveportrait": Convention(256, cv2.INTER_LINEAR),
-    "mesh3d": Convention(256, cv2.INTER_LINEAR),
+    "landmark_box": Convention(128, cv2.INTER_AREA, scale=1.2),
+    "nose_centred": Convention(128, cv2.INTER_CUBIC),
+    "portrait": Convention(256, cv2.INTER_LINEAR, scale=2.5, shift=-0.125),
+    "eye_mouth": Convention(256, cv2.INTER_LINEAR),
 }
-LIVEPORTRAIT_SCALE = 2.5
-LIVEPORTRAIT_VY = -0.125
 MESH3D_EYE_Y, MESH3D_MOUTH_Y = 0.40, 0.65
 
 
@@ -83,19 +86,24 @@ def _below_brows() -> np.ndarray:
     return np.nonzero(v[:, 1] > -5.5)[0]    # image frame, y down: the brows sit near y = -4.5
 
 
-def transform(face, convention: str, size: int | None = None) -> np.ndarray:
-    """The 2x3 image->crop matrix of ``convention`` for ``face`` (a Face or 468 landmarks)."""
+def transform(face, convention: str, size: int | None = None, scale: float | None = None,
+              shift: float | None = None) -> np.ndarray:
+    """The 2x3 image->crop matrix of rule ``convention`` for ``face`` (a Face or 468 landmarks); ``scale`` and
+    ``shift`` override the rule's defaults where the rule has them (landmark_box, portrait)."""
     if convention not in CONVENTIONS:
         raise ValueError(f"unknown crop convention {convention!r}; known: {', '.join(CONVENTIONS)}")
-    size = size or CONVENTIONS[convention].size
+    rule = CONVENTIONS[convention]
+    size = size or rule.size
+    scale = rule.scale if scale is None else scale
+    shift = rule.shift if shift is None else shift
     lm = _landmarks(face)
-    if convention == "scaleway":
+    if convention == "landmark_box":
         uy = _levelled_axis(lm)
-        return _box_crop(lm, uy, 1.2, 0.0, size)
-    if convention == "liveportrait":
+        return _box_crop(lm, uy, scale, shift, size)
+    if convention == "portrait":
         _, _, uy = _eye_mouth_axis(lm)
-        return _box_crop(lm[_below_brows()], uy, LIVEPORTRAIT_SCALE, LIVEPORTRAIT_VY, size)
-    if convention == "ffwm":
+        return _box_crop(lm[_below_brows()], uy, scale, shift, size)
+    if convention == "nose_centred":
         centre = lm[list(NOSE_ALAE)].mean(0)
         radius = np.linalg.norm(lm - centre, axis=1).max()
         uy = np.array([0.0, 1.0])
@@ -105,7 +113,7 @@ def transform(face, convention: str, size: int | None = None) -> np.ndarray:
             if abs(head_pose(lm3)[0]) < 30:
                 uy = _levelled_axis(lm)
         return similarity(centre, 2 * radius, uy, size)
-    # mesh3d
+    # eye_mouth
     eye_mid, _, axis = _eye_mouth_axis(lm)
     d = np.linalg.norm(axis)
     side = d / (MESH3D_MOUTH_Y - MESH3D_EYE_Y)
@@ -126,9 +134,10 @@ def _box_crop(pts: np.ndarray, uy: np.ndarray, scale: float, vy: float, size: in
     return similarity(centre, side, uy, size)
 
 
-def crop(image: np.ndarray, face, convention: str, size: int | None = None):
+def crop(image: np.ndarray, face, convention: str, size: int | None = None, scale: float | None = None,
+         shift: float | None = None):
     """(crop uint8 size x size x C, M 2x3 image->crop) for ``face`` in ``image``."""
-    M = transform(face, convention, size)
+    M = transform(face, convention, size, scale, shift)
     size = size or CONVENTIONS[convention].size
     out = cv2.warpAffine(image, M, (size, size), flags=CONVENTIONS[convention].interpolation,
                          borderMode=cv2.BORDER_REPLICATE)

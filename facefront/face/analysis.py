@@ -100,13 +100,9 @@ class OrtNetworks:
     ``face_detector`` / ``face_landmarks`` Triton leaves), so the pre/post-processing exists once."""
 
     def __init__(self, providers: list[str] | None = None, threads: int = 0):
-        import onnxruntime as ort
-        so = ort.SessionOptions()
-        if threads:
-            so.intra_op_num_threads = threads
-        providers = providers or ["CPUExecutionProvider"]
-        self.det = ort.InferenceSession(str(onnx_path("face_detector")), so, providers=providers)
-        self.lmk = ort.InferenceSession(str(onnx_path("face_landmarks")), so, providers=providers)
+        from facefront.sessions import onnx_session
+        self.det = onnx_session(onnx_path("face_detector"), threads, providers=providers)
+        self.lmk = onnx_session(onnx_path("face_landmarks"), threads, providers=providers)
 
     def detector(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Nx128x128x3 float32 in [-1, 1] -> (regressors Nx896x16, scores Nx896x1) raw logits."""

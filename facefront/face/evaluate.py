@@ -36,7 +36,7 @@ def evaluate(photos=DEFAULT_PHOTOS, fps_iters: int = 20):
         g = analyze(out, max_faces=1)[0]
         rows.append({"photo": name, "pose_in": head_pose(f.landmarks), "pose_out": head_pose(g.landmarks),
                      "id_dist": distance(embedding(im, f), embedding(out, g))})
-        tiles.append(np.hstack([align.crop(im, f, "mesh3d")[0], out]))
+        tiles.append(np.hstack([align.crop(im, f, "eye_mouth")[0], out]))
     im = load_rgb(photos[0])
     f = analyze(im, max_faces=1)[0]
     frontalize(im)
@@ -81,7 +81,7 @@ def write_readme_image(path: Path, photos=README_PHOTOS, tile: int = 160) -> Pat
     rows = []
     for name in photos:
         rgb = imaging.decode(photo(name).read_bytes())
-        crop, _ = align.crop(rgb, analyze(rgb, max_faces=1)[0], "mesh3d", size=tile)
+        crop, _ = align.crop(rgb, analyze(rgb, max_faces=1)[0], "eye_mouth", size=tile)
         outs = [frontalize(rgb, size=tile), frontalize(rgb, yaw=25, size=tile), frontalize(rgb, yaw=-25, size=tile)]
         rows.append(np.hstack([crop] + outs))
     path.parent.mkdir(parents=True, exist_ok=True)

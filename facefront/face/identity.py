@@ -31,6 +31,7 @@ def _models():
 def embedding(image_rgb: np.ndarray, face=None) -> np.ndarray:
     """128-D embedding of ``face`` (default: the largest face) in an RGB uint8 image."""
     import dlib
+
     from facefront.face.analysis import analyze
     if face is None:
         face = analyze(image_rgb, max_faces=1)[0]

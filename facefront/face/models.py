@@ -67,8 +67,9 @@ def _tflite_bytes(model: FaceModel) -> bytes:
 
 def onnx_path(name: str, out: str | os.PathLike | None = None) -> Path:
     """Path of the ONNX file for ``name`` ("face_detector" | "face_landmarks"), built if missing."""
-    from facefront.face.tflite_onnx import convert
     import onnx
+
+    from facefront.face.tflite_onnx import convert
 
     model = MODELS[name]
     dst = Path(out) if out else cache_dir() / f"{name}.onnx"

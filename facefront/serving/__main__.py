@@ -6,6 +6,8 @@ import signal
 import sys
 import time
 
+from facefront import repository
+
 from .server import Server, ServerError, exported_families, exported_services
 
 
@@ -22,12 +24,17 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     ready, skipped = exported_families()
     if args.list:
-        for m in ready:
-            print(f"{m:14s} ready")
-        for m, why in skipped.items():
-            print(f"{m:14s} {why}")
-        for m in exported_services()[0]:
+        for name, fam in repository.families().items():
+            state = skipped.get(name) or f"ready, weights: {repository.weights_kind(name)}"
+            takes = ["POSE"] if fam.pose else []
+            if fam.controls:
+                takes.append(f"CONTROLS ({', '.join(c.name for c in fam.controls)})")
+            print(f"{name:14s} {state}; takes IMAGE{''.join(', ' + t for t in takes)}")
+        svc_ready, svc_skipped = exported_services()
+        for m in svc_ready:
             print(f"{m:14s} ready (service)")
+        for m, why in svc_skipped.items():
+            print(f"{m:14s} {why} (service)")
         return 0
     models = [m for m in args.models.split(",") if m] if args.models else None
     srv = Server(models=models, http_port=args.http_port, grpc_port=args.grpc_port, metrics_port=args.metrics_port,

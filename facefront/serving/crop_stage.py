@@ -1,8 +1,9 @@
 """Preprocess stage shared by the models: image bytes -> the model's aligned face crop (uint8 HxWx3).
 
-Decoding is `facefront.imaging.decode` (safe against bombs and truncated files). The crop follows the model's
-convention through `facefront.face.align` when the face-analysis package is present; with `crop: "center"` in the
-model config (or no face package) it falls back to a centre square, which suits already-cropped faces.
+Decoding is `facefront.imaging.decode` (safe against bombs and truncated files). The config's parameters say how
+to crop: `crop` names a rule of `facefront.face.align` (e.g. "landmark_box"), `crop_size` the side in pixels, and
+optional `crop_scale` / `crop_shift` override the rule's defaults. With `crop: "center"` (or no face package) it
+takes a centre square, which suits already-cropped faces.
 """
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ from facefront import imaging
 from facefront.serving.stage import InputError, Stage
 
 
-def face_crop(rgb: np.ndarray, convention: str, size: int) -> np.ndarray:
+def face_crop(rgb: np.ndarray, convention: str, size: int, scale: float | None = None,
+              shift: float | None = None) -> np.ndarray:
     from facefront.face import NoFaceError, align, analyze
     try:
         faces = analyze(rgb, max_faces=1)
-    except NoFaceError as e:
+    except (NoFaceError, ValueError) as e:   # no face, or an image too small to hold one
         raise InputError(str(e)) from None
-    crop, _ = align.crop(rgb, faces[0], convention, size=size)
+    crop, _ = align.crop(rgb, faces[0], convention, size=size, scale=scale, shift=shift)
     return crop
 
 
@@ -33,17 +35,27 @@ class CropStage(Stage):
     INPUTS = ("IMAGE",)
     OUTPUTS = ("FACE",)
     STACK = False
-    CONVENTION = "scaleway"
-    SIZE = 128
 
     def setup(self):
-        mode = self.params.get("crop", "face")
-        if mode == "face":
+        """Settings from the config: `crop` (an align rule, or "center"), `crop_size`, `crop_scale`, `crop_shift`."""
+        self.mode = self.params.get("crop", "")
+        if not self.mode:
+            raise RuntimeError(f"{self.name}: parameter crop must name a crop rule or 'center'")
+        try:
+            self.SIZE = int(self.params.get("crop_size", ""))
+        except ValueError:
+            raise RuntimeError(f"{self.name}: parameter crop_size must be the crop side in pixels") from None
+        opt = {k: self.params.get(f"crop_{k}") for k in ("scale", "shift")}
+        self.overrides = {k: float(v) for k, v in opt.items() if v not in (None, "")}
+        if self.mode != "center":
             try:
-                from facefront.face import align, analyze  # noqa: F401
+                from facefront.face import align
             except ImportError:
-                mode = "center"
-        self.mode = mode
+                self.mode = "center"
+            else:
+                if self.mode not in align.CONVENTIONS:
+                    raise RuntimeError(f"{self.name}: unknown crop rule {self.mode!r}; known: "
+                                       f"{', '.join(align.CONVENTIONS)}, center")
 
     def check(self, name, value):
         # IMAGE is the encoded file as a uint8 vector per request ([1, nbytes]); BYTES tensors are avoided
@@ -58,9 +70,9 @@ class CropStage(Stage):
             rgb = imaging.decode(bytes(data), min_side=self.SIZE * 8)
         except imaging.ImageError as e:
             raise InputError(str(e)) from None
-        if self.mode == "face":
-            return face_crop(rgb, self.CONVENTION, self.SIZE)
-        return center_crop(rgb, self.SIZE)
+        if self.mode == "center":
+            return center_crop(rgb, self.SIZE)
+        return face_crop(rgb, self.mode, self.SIZE, **self.overrides)
 
     def run(self, batch):
         return {"FACE": [self.crop_one(item.tobytes()) for item in batch["IMAGE"]]}

@@ -10,23 +10,18 @@ import numpy as np
 
 from facefront import artifact
 from facefront.serving.stage import InputError, Stage
+from facefront.sessions import session_from_parameters
 
 
 class OnnxStage(Stage):
     ARTIFACT = "model.onnx"
 
     def setup(self):
-        import onnxruntime as ort
         try:
             self.manifest = artifact.verify(self.version_dir, self.ARTIFACT)
         except artifact.ArtifactError as e:
             raise RuntimeError(str(e)) from None
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = int(self.params.get("intra_op_threads", "0"))
-        so.inter_op_num_threads = 1
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(self.version_dir / self.ARTIFACT), so,
-                                            providers=["CPUExecutionProvider"])
+        self.session = session_from_parameters(self.version_dir / self.ARTIFACT, self.params)
         self.INPUTS = tuple(i.name for i in self.session.get_inputs())
         self.OUTPUTS = tuple(o.name for o in self.session.get_outputs())
         if self.manifest.get("synthetic_weights"):

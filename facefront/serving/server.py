@@ -10,7 +10,6 @@ if a model fails to load, exits non-zero with the tail of the server log.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -22,8 +21,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-MODEL_REPOSITORY = REPO_ROOT / "model_repository"
+from facefront.repository import FAMILY_SUFFIX, MODEL_REPOSITORY, REPO_ROOT, exported_families, exported_services, members
+
 CACHE = REPO_ROOT / ".cache" / "triton"
 
 
@@ -64,62 +63,19 @@ def backend_dir() -> Path:
     return dest
 
 
-def exported_families(repo: Path = MODEL_REPOSITORY) -> tuple[list[str], dict[str, str]]:
-    """(families ready to serve, {family: why not}) judged from the ensembles' member artefacts."""
-    ready, skipped = [], {}
-    for ens in sorted(repo.glob("*_frontalize")):
-        fam = ens.name[: -len("_frontalize")]
-        members = _ensemble_members(ens)
-        missing = [m for m in members if _needs_artifact(repo / m) and not (repo / m / "1" / "manifest.json").is_file()]
-        if missing:
-            skipped[fam] = f"not exported ({', '.join(missing)}): run `make export`"
-        else:
-            ready.append(fam)
-    return ready, skipped
-
-
-def exported_services(repo: Path = MODEL_REPOSITORY) -> tuple[list[str], dict[str, str]]:
-    """(`*_analyze` models ready to serve, {model: why not}): served beside the families whenever their member
-    leaves are exported (face_analyze: boxes, landmarks and pose, no frontalization)."""
-    ready, skipped = [], {}
-    for model in sorted(repo.glob("*_analyze")):
-        missing = [m for m in _ensemble_members(model)
-                   if _needs_artifact(repo / m) and not (repo / m / "1" / "manifest.json").is_file()]
-        if missing:
-            skipped[model.name] = f"not exported ({', '.join(missing)}): run `make export`"
-        else:
-            ready.append(model.name)
-    return ready, skipped
-
-
-def _ensemble_members(ens: Path) -> list[str]:
-    """Models a top-level model runs: its ensemble steps, and the `bls_models` parameter of a python BLS model."""
-    text = (ens / "config.pbtxt").read_text()
-    names = set(re.findall(r'model_name:\s*"([^"]+)"', text))
-    bls = re.search(r'key:\s*"bls_models",?\s*value:?\s*\{\s*string_value:\s*"([^"]*)"', text)
-    if bls:
-        names.update(n.strip() for n in bls.group(1).split(",") if n.strip())
-    return sorted(names)
-
-
-def _needs_artifact(model_dir: Path) -> bool:
-    """Network leaves (TensorRT plans on GPU, onnxruntime on CPU) need an exported artefact; python stages don't."""
-    return 'platform: "tensorrt_plan"' in (model_dir / "config.pbtxt").read_text()
-
-
 def select_repository(families: list[str], repo: Path = MODEL_REPOSITORY, services: list[str] = ()) -> Path:
     """A repository view (symlinks) holding only these families' ensembles, the `services` models, and their
     member models."""
     names: set[str] = set()
     for svc in services:
         names.add(svc)
-        names.update(_ensemble_members(repo / svc))
+        names.update(members(svc, repo))
     for fam in families:
-        ens = repo / f"{fam}_frontalize"
+        ens = repo / f"{fam}{FAMILY_SUFFIX}"
         if not ens.is_dir():
             raise ServerError(f"unknown model {fam!r}: no {ens.name} in {repo}")
         names.add(ens.name)
-        names.update(_ensemble_members(ens))
+        names.update(members(ens.name, repo))
     view = Path(tempfile.mkdtemp(prefix="repo-", dir=_ensure(CACHE)))
     for n in sorted(names):
         (view / n).symlink_to(repo / n, target_is_directory=True)

@@ -6,6 +6,10 @@ batch), stacks the valid ones, runs the batch once, and splits the outputs back 
 
 Subclasses set INPUTS / OUTPUTS and implement `run(batch: dict) -> dict`; per-request validation goes in
 `check(name, array)`, which raises `InputError` with a one-line message.
+
+Every `model_repository/*/1/model.py` is the same line, `TritonPythonModel` below: the stage class and all its
+settings come from the model's config `parameters` (`stage: "package.module:Class"`), so the config is the whole
+interface of a model folder.
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ class Stage:
     OPTIONAL: tuple[str, ...] = ()   # inputs a request may omit; `defaults()` supplies them
     OUTPUTS: tuple[str, ...] = ()
     STACK = True                     # False: run() gets lists (e.g. variable-size images)
+    SPLITTABLE = True                # False: requests cannot run one at a time; a failure fails only that batch
 
     def initialize(self, args):
         self.model_config = json.loads(args["model_config"])
@@ -40,6 +45,16 @@ class Stage:
         self.out_dtypes = {o["name"]: pb_utils.triton_string_to_numpy(o["data_type"])
                            for o in self.model_config.get("output", [])}
         self.setup()
+
+    @classmethod
+    def standalone(cls, params: dict[str, str], name: str = "in-process", version_dir: Path | None = None) -> "Stage":
+        """The stage outside Triton, set up with these config parameters (benchmarks, fidelity, tests)."""
+        stage = cls()
+        stage.params, stage.name, stage.model_config, stage.out_dtypes = dict(params), name, {}, {}
+        if version_dir is not None:
+            stage.version_dir = Path(version_dir)
+        stage.setup()
+        return stage
 
     def setup(self):
         """Load resources (sessions, tables). Raise to fail model loading with a clear message."""
@@ -77,41 +92,51 @@ class Stage:
                 ok.append(i)
             except InputError as e:
                 responses[i] = self._error(str(e))
-        if ok:
-            try:
-                self._run_batch(requests, ok, per_request, responses)
-            except InputError as e:
+            except Exception as e:  # noqa: BLE001 - reading one request must not fail the others
+                responses[i] = self._failure(e)
+        if not ok:
+            return responses
+        try:
+            outs = self._run_stacked(per_request)
+            sizes = [len(next(iter(v.values()))) for v in per_request]
+            start, answered = 0, []
+            for i, n in zip(ok, sizes):
+                answered.append((i, self._respond(outs, start, start + n)))
+                start += n
+        except Exception as e:  # noqa: BLE001 - any failure: isolate the bad request, answer every one
+            if len(ok) == 1 or not self.SPLITTABLE:
+                fail = self._error(str(e)) if isinstance(e, InputError) else self._failure(e)
                 for i in ok:
-                    responses[i] = self._error(str(e))
-            except Exception as e:  # noqa: BLE001 - a stage must answer every request, never crash the batch
-                traceback.print_exc(file=sys.stderr)
-                for i in ok:
-                    responses[i] = self._error(f"{self.name} failed: {type(e).__name__}: {e}")
+                    responses[i] = fail
+                return responses
+            # re-run each request of the batch alone: the bad one gets its own error, the others their answer
+            for i, vals in zip(ok, per_request):
+                responses[i] = self._run_alone(vals)
+            return responses
+        for i, r in answered:
+            responses[i] = r
         return responses
 
-    def _run_batch(self, requests, ok, per_request, responses):
-        sizes = [len(next(iter(v.values()))) for v in per_request]
+    def _run_stacked(self, per_request):
         names = per_request[0].keys()
         if self.STACK:
             batch = {k: np.concatenate([v[k] for v in per_request], axis=0) for k in names}
         else:
             batch = {k: [x for v in per_request for x in v[k]] for k in names}
+        return self.run(batch)
+
+    def _run_alone(self, vals):
         try:
-            outs = self.run(batch)
-        except InputError:
-            if len(ok) == 1:
-                raise
-            # one bad item in a batch: run each request alone so the others still succeed
-            for i, vals in zip(ok, per_request):
-                try:
-                    responses[i] = self._respond(self.run(vals), 0, len(next(iter(vals.values()))))
-                except InputError as e:
-                    responses[i] = self._error(str(e))
-            return
-        start = 0
-        for i, n in zip(ok, sizes):
-            responses[i] = self._respond(outs, start, start + n)
-            start += n
+            return self._respond(self.run(vals), 0, len(next(iter(vals.values()))))
+        except InputError as e:
+            return self._error(str(e))
+        except Exception as e:  # noqa: BLE001
+            return self._failure(e)
+
+    def _failure(self, e: Exception):
+        """An unexpected exception: the traceback to the server log, one line (no paths, no trace) to the client."""
+        traceback.print_exc(file=sys.stderr)
+        return self._error(f"{self.name} failed: {type(e).__name__}: {e}")
 
     def _respond(self, outs, a, b):
         tensors = []
@@ -129,6 +154,48 @@ class Stage:
 
     def finalize(self):
         pass
+
+
+class TritonPythonModel:
+    """The python backend's entry point for every facefront model: builds the `Stage` subclass that the config's
+    `stage` parameter names ("facefront.module:Class"; only facefront's own modules) and hands it each call."""
+
+    def initialize(self, args):
+        params = json.loads(args["model_config"]).get("parameters", {})
+        target = (params.get("stage") or {}).get("string_value", "")
+        self.stage = load_stage(target, args["model_name"])()
+        self.stage.initialize(args)
+
+    def execute(self, requests):
+        return self.stage.execute(requests)
+
+    def finalize(self):
+        self.stage.finalize()
+
+
+def load_stage(target: str, model: str = "model") -> type[Stage]:
+    """The Stage class named by a config's `stage` parameter; RuntimeError (fails the model load) with the reason."""
+    import importlib
+    module, _, cls = target.partition(":")
+    if not module.startswith("facefront.") or not cls:
+        raise RuntimeError(f"{model}: parameter stage must name a facefront stage as 'facefront.module:Class', "
+                           f"got {target!r}")
+    try:
+        found = getattr(importlib.import_module(module), cls)
+    except (ImportError, AttributeError) as e:
+        raise RuntimeError(f"{model}: parameter stage {target!r} cannot be loaded: {e}") from None
+    if not (isinstance(found, type) and issubclass(found, Stage)):
+        raise RuntimeError(f"{model}: parameter stage {target!r} is not a Stage")
+    return found
+
+
+def from_repository(model: str, repo: Path | None = None) -> Stage:
+    """The python stage `model` of the repository, built in-process exactly as the server builds it (CPU flavour
+    config: its `stage` class and parameters), e.g. a family's crop stage for a benchmark's in-process pipeline."""
+    from facefront import repository
+    repo = repo or repository.MODEL_REPOSITORY
+    params = repository.stage_parameters(model, repo)
+    return load_stage(params.get("stage", ""), model).standalone(params, model, Path(repo) / model / "1")
 
 
 def repo_root() -> Path:

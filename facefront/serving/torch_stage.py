@@ -70,19 +70,9 @@ class LeafStage(OnnxStage):
         if self.backend != "onnxruntime":
             raise RuntimeError(f"{self.name}: parameter backend must be 'onnxruntime' or 'torch', got {self.backend!r}")
         self.ARTIFACT = self.params.get("artifact", OnnxStage.ARTIFACT)
+        # `allow_spinning: "0"` in the config (G on CPU): onnxruntime's idle threads would otherwise spin after each
+        # run and steal the 2 shared cores from the next stage (PyTorch W after G, the next request's F/M)
         super().setup()
-        if self.params.get("allow_spinning", "1") == "0":
-            # onnxruntime's idle threads spin after each run by default: on 2 shared cores that steals the CPU from
-            # the next stage (PyTorch W after G, the next request's F/M); rebuild the session without spinning
-            import onnxruntime as ort
-            so = ort.SessionOptions()
-            so.intra_op_num_threads = int(self.params.get("intra_op_threads", "0"))
-            so.inter_op_num_threads = 1
-            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            so.add_session_config_entry("session.inter_op.allow_spinning", "0")
-            self.session = ort.InferenceSession(str(self.version_dir / self.ARTIFACT), so,
-                                                providers=["CPUExecutionProvider"])
 
     def run(self, batch):
         if self.backend == "torch":

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from export.liveportrait import kinematics as kin
 from facefront import artifact, imaging
+from facefront.liveportrait import kinematics as kin
 from facefront.serving.stage import InputError, Stage
+from facefront.sessions import session_from_parameters
 
 SIZE = 256
 RETARGET_CONTROLS = ("eye_open", "lip_open")
@@ -51,7 +52,7 @@ def crop_face(rgb: np.ndarray):
         face = analyze(rgb, max_faces=1)[0]   # largest face first
     except NoFaceError as e:
         raise InputError(str(e)) from None
-    crop, M = align.crop(rgb, face, "liveportrait", size=SIZE)
+    crop, M = align.crop(rgb, face, "portrait", size=SIZE)
     return crop, np.asarray(M, np.float32), source_ratios(np.asarray(face.landmarks))
 
 
@@ -132,16 +133,12 @@ class KeypointsStage(Stage):
     OUTPUTS = ("kp_source", "kp_driving")
 
     def setup(self):
-        import onnxruntime as ort
         name = "stitching.onnx"
         try:
             artifact.verify(self.version_dir, name)
         except artifact.ArtifactError as e:
             raise RuntimeError(str(e)) from None
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = 1
-        so.inter_op_num_threads = 1
-        sess = ort.InferenceSession(str(self.version_dir / name), so, providers=["CPUExecutionProvider"])
+        sess = session_from_parameters(self.version_dir / name, self.params, default_threads=1)
         self.keypoints = Keypoints(lambda st, lip, eye: sess.run(None, {"stitching_in": st, "lip_in": lip, "eye_in": eye}))
         names = [n.strip() for n in self.params.get("controls", ",".join(CONTROLS)).split(",")]
         if tuple(names) != CONTROLS:
