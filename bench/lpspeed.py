@@ -18,10 +18,10 @@ import os
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-REPOSITORY = REPO_ROOT / "model_repository"
-LEAVES = {"F": "liveportrait_appearance", "M": "liveportrait_motion", "W": "liveportrait_warping",
-          "G": "liveportrait_generator"}
+from export.liveportrait import LEAVES  # network -> repository leaf
+from facefront.repository import MODEL_REPOSITORY as REPOSITORY
+from facefront.repository import REPO_ROOT
+
 PHOTOS = ("obama2.jpg", "obama.jpg", "biden.jpg")
 
 

@@ -7,6 +7,12 @@ Importing this package stays light (no torch): `python -m export list` reads FAM
 """
 from ..common.family import Family, Install
 
+# network -> repository leaf folder: the one list (export_spec and bench read it from here). S is not a leaf: the
+# liveportrait_keypoints python stage runs it.
+_LEAVES = {"F": "liveportrait_appearance", "M": "liveportrait_motion", "W": "liveportrait_warping",
+           "G": "liveportrait_generator"}
+LEAVES = dict(_LEAVES)
+
 
 def _run_fixtures(*args, **kwargs):
     from . import reference
@@ -29,7 +35,7 @@ FAMILY = Family(
     run_fixtures=_run_fixtures,
     download=_download,
     export=_export,
-    networks=["liveportrait_appearance", "liveportrait_motion", "liveportrait_warping", "liveportrait_generator"],
+    networks=list(_LEAVES.values()),
     weights_file="base_models",  # weights/liveportrait/{base_models,retargeting_models}/ (weights.FILES)
     # no single-network reference: its in-process chain is reference.Pipeline, measured by `python -m bench lpspeed`
     # and compared with the served ensemble in tests/test_liveportrait_serving.py

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..common import onnx_tools
+from . import LEAVES
 from .reference import build
 from .spade import fold_spectral_norm
 
@@ -132,8 +133,7 @@ def tensorrt_problems(path: Path) -> list[str]:
 
 # model_repository folder and file of each network. S (the stitching/retargeting MLPs, ~0.1 MFLOP) is not a leaf:
 # the liveportrait_keypoints python stage runs it with onnxruntime in both flavours.
-REPOSITORY_FOLDERS = {"F": "liveportrait_appearance", "M": "liveportrait_motion", "W": "liveportrait_warping",
-                      "G": "liveportrait_generator", "S": "liveportrait_keypoints"}
+REPOSITORY_FOLDERS = {**LEAVES, "S": "liveportrait_keypoints"}
 REPOSITORY_FILES = {"S": "stitching.onnx"}   # others: model.onnx (TensorRT-safe graph, the GPU flavour's source)
 # CPU flavour: leaves whose configs/cpu.pbtxt says `backend: "torch"` also get model.pt, a TorchScript trace of the
 # same module (W with the native 5-D grid_sample). Chosen per network by `python -m bench lpspeed`.
