@@ -5,6 +5,10 @@ Models with synthetic weights produce noise, not faces: scaleway still runs (it 
 chain, labelled as synthetic); LivePortrait and FFWM are skipped with the reason unless real weights were exported
 (`weights/<model>/`, then `make export`). mesh3d needs no weights.
 
+The input photos are the most turned single-face photos of `make data` (by the head yaw face analysis measures),
+unless --photos names them. The grid's columns are labelled with the model and its weights (real / synthetic /
+none). Exit status: 0 when every model that ran wrote all its images and passed its load test, 1 otherwise.
+
 examples:
   python -m bench demo --out out/demo
   python -m bench demo --out out/demo --photos obama.jpg biden.jpg --load-seconds 20
@@ -20,12 +24,13 @@ import numpy as np
 
 from facefront.repository import weights_kind
 
-DEFAULT_PHOTOS = ["obama.jpg", "biden.jpg", "astronaut.png", "obama2.jpg"]
+PHOTO_COUNT = 4
 
 
 def add_arguments(p) -> None:
     p.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default out/demo)")
-    p.add_argument("--photos", nargs="+", default=DEFAULT_PHOTOS, help="sample photos from `make data`")
+    p.add_argument("--photos", nargs="+", default=None,
+                   help=f"sample photos from `make data` (default: the {PHOTO_COUNT} most turned single-face ones)")
     p.add_argument("--load-users", type=int, default=4)
     p.add_argument("--load-seconds", type=float, default=10)
     p.add_argument("--http-port", type=int, default=8000)
@@ -64,8 +69,39 @@ def fit(img: np.ndarray | None, size: int) -> np.ndarray:
     return tile
 
 
-def grid(rows: list[list[np.ndarray | None]], size: int = 160) -> np.ndarray:
-    return np.vstack([np.hstack([fit(t, size) for t in row]) for row in rows])
+def turned_photos(n: int = PHOTO_COUNT) -> list[tuple[str, float]]:
+    """(name, yaw) of the n single-face photos of `make data` whose heads are turned the most (|measured yaw|)."""
+    import json as _json
+
+    from facefront.data import data_dir, read_rgb
+    from facefront.face import NoFaceError, analyze
+    from facefront.face.pose import head_pose
+    entries = _json.loads((data_dir() / "manifest.json").read_text())["photos"]
+    yaws = []
+    for e in entries:
+        if e.get("faces", 1) != 1:
+            continue
+        try:
+            face = analyze(read_rgb(data_dir() / e["file"]), max_faces=1)[0]
+            yaws.append((e["file"], float(head_pose(face.landmarks)[0])))
+        except (NoFaceError, ValueError, OSError):
+            continue
+    return sorted(yaws, key=lambda t: -abs(t[1]))[:n]
+
+
+def label(tile: np.ndarray, text: str) -> np.ndarray:
+    """A caption bar above a tile."""
+    import cv2
+    bar = np.full((22, tile.shape[1], 3), 20, np.uint8)
+    cv2.putText(bar, text[:28], (4, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (235, 235, 235), 1, cv2.LINE_AA)
+    return np.vstack([bar, tile])
+
+
+def grid(rows: list[list[np.ndarray | None]], size: int = 160, header: list[str] | None = None) -> np.ndarray:
+    body = np.vstack([np.hstack([fit(t, size) for t in row]) for row in rows])
+    if not header:
+        return body
+    return np.vstack([np.hstack([label(np.zeros((0, size, 3), np.uint8), h) for h in header]), body])
 
 
 def run(args) -> int:
@@ -85,7 +121,12 @@ def run(args) -> int:
     if not chosen:
         print("[demo] nothing to serve: run `make export`", file=sys.stderr)
         return 1
-    photos = [Path(photo(name)) for name in args.photos]
+    if args.photos:
+        photos = [Path(photo(name)) for name in args.photos]
+    else:
+        picked = turned_photos()
+        photos = [Path(photo(name)) for name, _ in picked]
+        print("[demo] photos (most turned first): " + ", ".join(f"{n} (yaw {y:+.0f} deg)" for n, y in picked), flush=True)
     print(f"[demo] starting the CPU tritonserver with {', '.join(chosen)} ...", flush=True)
     summary: dict = {"models": {}, "skipped": skipped}
     try:
@@ -115,17 +156,19 @@ def run(args) -> int:
                     print(f"[demo] {fam} [{i + 1}/{len(photos)}] {p.name} -> "
                           f"{written[-1] if p.name not in failed else 'FAILED: ' + failed[p.name]}", flush=True)
                 summary["models"][fam] = {"weights": kind, "outputs": written, "failed": failed}
-        (out / "grid.png").write_bytes(imaging.encode_png(grid(rows)))
+        header = ["input"] + [f"{fam} ({summary['models'][fam]['weights']})" for fam in chosen]
+        (out / "grid.png").write_bytes(imaging.encode_png(grid(rows, header=header)))
         for fam in chosen:
             load_dir = out / f"load-{fam}"
             cmd = [sys.executable, "-m", "bench", "load", "--model", fam, "--users", str(args.load_users),
                    "--duration", f"{args.load_seconds:g}", "--out", str(load_dir), "--url", srv.grpc_url,
                    "--image", str(photos[0])]
             print(f"[demo] load test: {' '.join(cmd[1:])}", flush=True)
-            subprocess.run(cmd, check=False)
+            rc = subprocess.run(cmd, check=False).returncode
             s = load_dir / "summary.json"
             if s.is_file():
                 summary["models"][fam]["load"] = json.loads(s.read_text())
+            summary["models"][fam]["load_exit"] = rc
     finally:
         srv.stop()
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -141,4 +184,23 @@ def run(args) -> int:
                   f"{ld['requests']} requests, {ld['failures']} failures -> {out / f'load-{fam}'}/summary.json")
     print(f"  summary: {out / 'summary.json'}")
     print("[demo] server stopped")
-    return 0
+    print("[demo] look at the grid: each row is one turned photo, each column a model; a model with synthetic weights "
+          "draws noise, mesh3d and models with real weights should show the same person facing the camera")
+    problems = demo_problems(summary)
+    for p in problems:
+        print(f"[demo] FAILED: {p}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def demo_problems(summary: dict) -> list[str]:
+    """What went wrong for the models that ran: an image not written, a load test that failed or did not finish."""
+    out = []
+    for fam, m in summary["models"].items():
+        if m["failed"] or not m["outputs"]:
+            out.append(f"{fam}: {len(m['outputs'])} images written, failed: {m['failed'] or 'no output'}")
+        ld = m.get("load")
+        if ld is None or m.get("load_exit", 0) != 0:
+            out.append(f"{fam}: load test exited {m.get('load_exit')} " + ("(no summary.json)" if ld is None else ""))
+        elif ld.get("failures") or not ld.get("requests"):
+            out.append(f"{fam}: load test had {ld.get('failures')} failures in {ld.get('requests')} requests")
+    return out

@@ -83,6 +83,7 @@ def main(argv=None) -> int:
         return 0 if parity.run(fam.get(args.model), args.fixture_dir) else 1
     if args.cmd == "onnx":
         from .common.download import WeightsError
+        from .common.onnx_tools import ExportMismatch
         for f in _targets(args.model):
             if f.export is None:
                 print(f"{f.name}: nothing to export ({f.weights_note or 'no export step'})")
@@ -93,7 +94,7 @@ def main(argv=None) -> int:
             weights = args.weights or f.default_weights()
             try:
                 f.export(args.repository, weights)
-            except WeightsError as e:
+            except (WeightsError, ExportMismatch) as e:
                 print(f"error: {e}", file=sys.stderr)
                 return 1
         return 0

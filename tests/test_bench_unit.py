@@ -87,3 +87,26 @@ def test_timed_loop_covers_every_input_once_at_least():
     seen = []
     lat, wall = speed.timed_loop(seen.append, [1, 2, 3], seconds=0, warmup=2)
     assert seen == [1, 2, 1, 2, 3] and len(lat) == 3 and wall >= 0
+
+
+def test_demo_fails_loudly_when_a_model_gave_no_output_or_its_load_test_failed():
+    from bench import demo
+    good = {"outputs": ["a.png"], "failed": {}, "load": {"requests": 10, "failures": 0}, "load_exit": 0}
+    assert demo.demo_problems({"models": {"mesh3d": good}}) == []
+    cases = {"no image": {**good, "outputs": [], "failed": {"x.jpg": "no face"}},
+             "load failures": {**good, "load": {"requests": 10, "failures": 3}},
+             "load did not run": {**good, "load": None, "load_exit": 2}}
+    for why, m in cases.items():
+        assert demo.demo_problems({"models": {"scaleway": m}}), why
+
+
+def test_demo_picks_turned_photos_and_labels_the_grid():
+    import numpy as np
+
+    from bench import demo
+    picked = demo.turned_photos(3)
+    assert len(picked) == 3
+    yaws = [abs(y) for _, y in picked]
+    assert yaws == sorted(yaws, reverse=True) and yaws[0] > 15   # the offline set holds clearly turned faces
+    g = demo.grid([[np.zeros((10, 10, 3), np.uint8), None]], size=40, header=["input", "mesh3d (none)"])
+    assert g.shape == (22 + 40, 80, 3) and g[:22].max() > 200    # a caption bar with text above the tiles

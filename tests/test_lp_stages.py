@@ -140,3 +140,18 @@ def test_crop_uses_the_largest_face_and_paste_back_restores_the_photo_size():
 def test_no_face_is_an_input_error():
     with pytest.raises(InputError, match="no face was found"):
         lps.crop_face(np.full((120, 160, 3), 90, np.uint8))
+
+
+def test_the_photo_rides_along_only_when_pasting_back():
+    from facefront import repository
+    from facefront.data import photo
+    pre = repository.stage_parameters("liveportrait_preprocess")["paste_back"]
+    assert pre == repository.stage_parameters("liveportrait_postprocess")["paste_back"]  # the two must agree
+    data = np.frombuffer(photo("obama.jpg").read_bytes(), np.uint8)[None]
+    for paste, shape in (("false", (1, 1, 3)), ("true", None)):
+        stage = lps.PreprocessStage.standalone({"paste_back": paste})
+        original = stage.run({"IMAGE": [data[0]]})["original"][0]
+        if shape:
+            assert original.shape == shape
+        else:
+            assert original.shape[0] > 500 and original.shape[2] == 3   # the whole decoded photo

@@ -44,6 +44,21 @@ def run(path_or_session, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
     return sess.run(None, inputs)
 
 
+class ExportMismatch(RuntimeError):
+    """The exported graph does not compute what the PyTorch network computes; the graph file has been removed."""
+
+
+def require_close(path: Path, diffs, tolerance: float, family: str) -> None:
+    """Fail the export (and remove the graph, so no stale or wrong artefact is served) when onnxruntime differs from
+    PyTorch by more than `tolerance` on any output. `diffs`: a list or {output: max |diff|}."""
+    values = diffs.values() if isinstance(diffs, dict) else diffs
+    worst = max(float(v) for v in values)
+    if not worst <= tolerance:   # also catches NaN
+        Path(path).unlink(missing_ok=True)
+        raise ExportMismatch(f"{family}: exported graph {Path(path).name} differs from PyTorch by {worst:.3g} "
+                             f"(> {tolerance:g}); removed it. The export is wrong: do not serve it")
+
+
 def max_abs_diff(path: Path, module: torch.nn.Module, inputs: dict[str, np.ndarray]) -> list[float]:
     """Per-output max |ORT - PyTorch| on the same inputs (in the graph's input order)."""
     with torch.no_grad():

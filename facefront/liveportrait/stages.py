@@ -67,9 +67,15 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 
 
 class PreprocessStage(Stage):
+    """`original` (the decoded photo) rides through the ensemble to the postprocess only when that pastes back: with
+    `paste_back: "false"` (the default, as in liveportrait_postprocess) it is a 1x1 placeholder, so megapixel photos
+    do not travel through every step for nothing."""
     INPUTS = ("IMAGE",)
     OUTPUTS = ("source", "crop_M", "original", "ratios")
     STACK = False
+
+    def setup(self):
+        self.carry_photo = self.params.get("paste_back", "false").lower() == "true"
 
     def check(self, name, value):
         if value.dtype != np.uint8 or value.ndim != 2:
@@ -86,7 +92,7 @@ class PreprocessStage(Stage):
             crop, M, ratios = crop_face(rgb)
             out["source"].append(to_source(crop))
             out["crop_M"].append(M)
-            out["original"].append(rgb)
+            out["original"].append(rgb if self.carry_photo else np.zeros((1, 1, 3), np.uint8))
             out["ratios"].append(ratios)
         return out
 
