@@ -34,6 +34,37 @@ def _targets(name: str) -> list[fam.Family]:
     return [fam.get(name)]
 
 
+def fingerprint(f: fam.Family, weights: Path | None) -> dict:
+    """What a family's exported graphs are made from: the code (its export folder, export/common, and the runtime
+    modules the exporters import), the weights (path, sizes and times of their files) and the tool versions. An
+    export whose manifests record the same fingerprint is up to date."""
+    import hashlib
+    import importlib
+
+    from facefront.artifact import tool_versions
+    pkg = Path(importlib.import_module(f"export.{f.name}").__path__[0])
+    code = sorted(pkg.rglob("*.py")) + sorted((pkg.parent / "common").glob("*.py")) + \
+        sorted((fam.REPO_ROOT / "facefront").rglob("*.py"))
+    h = hashlib.sha256()
+    for p in code:
+        h.update(str(p.relative_to(fam.REPO_ROOT)).encode() + b"\0" + p.read_bytes())
+    if weights is None:
+        w = "synthetic"
+    else:
+        files = [weights] if Path(weights).is_file() else sorted(p for p in Path(weights).rglob("*") if p.is_file())
+        w = str(weights) + ";" + ";".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
+    return {"code_sha256": h.hexdigest(), "weights": w, "tools": tool_versions()}
+
+
+def _up_to_date(repository: Path, f: fam.Family, want: dict) -> bool:
+    from facefront import artifact
+    try:
+        entries = [artifact.verify(repository / net / "1", "model.onnx") for net in f.networks]
+    except artifact.ArtifactError:
+        return False
+    return bool(entries) and all(e.get("export_fingerprint") == want for e in entries)
+
+
 def _intact(repository: Path, f: fam.Family, name: str, nets: list[str] | None = None) -> bool:
     from facefront import artifact
     try:
@@ -56,7 +87,10 @@ def main(argv=None) -> int:
     po.add_argument("model", help="model family or 'all'")
     po.add_argument("--weights", type=Path, help="real weights (file or folder); default weights/<model>/ if present")
     po.add_argument("--repository", type=Path, default=fam.MODEL_REPOSITORY)
-    po.add_argument("--missing-only", action="store_true", help="skip families whose graphs are exported and intact")
+    po.add_argument("--missing-only", action="store_true",
+                    help="skip families whose graphs are exported and intact, even if their code or weights changed")
+    po.add_argument("--force", action="store_true",
+                    help="re-export even when the manifests show the graphs are up to date (same code, weights, tools)")
     pt = sub.add_parser("trt", help="build TensorRT engines from the exported ONNX (TensorRT 10 required)")
     pt.add_argument("model", help="model family or 'all'")
     pt.add_argument("--precision", choices=["fp16", "fp32"], default="fp16")
@@ -92,11 +126,18 @@ def main(argv=None) -> int:
                 print(f"{f.name}: exported graphs intact, skipped")
                 continue
             weights = args.weights or f.default_weights()
+            want = fingerprint(f, weights)
+            if not args.force and _up_to_date(args.repository, f, want):
+                print(f"{f.name}: up to date (same code, weights and tools as its manifests), kept; --force re-exports")
+                continue
             try:
-                f.export(args.repository, weights)
+                written = f.export(args.repository, weights)
             except (WeightsError, ExportMismatch) as e:
                 print(f"error: {e}", file=sys.stderr)
                 return 1
+            from facefront import artifact
+            for path in written or []:
+                artifact.annotate(Path(path).parent, Path(path).name, export_fingerprint=want)
         return 0
     if args.cmd == "trt":
         from .common import trt_build

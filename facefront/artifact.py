@@ -84,6 +84,18 @@ def write(artifact: Path, *, model: str, network: str, weights: str, weights_sha
     return path
 
 
+def annotate(version_dir: Path, name: str, **fields) -> None:
+    """Add fields to the manifest entry of `name` (e.g. the export's source fingerprint), atomically."""
+    path = Path(version_dir) / MANIFEST
+    data = read(version_dir)
+    if name not in data["artifacts"]:
+        raise ArtifactError(f"{Path(version_dir) / name}: not recorded in {path}")
+    data["artifacts"][name].update(fields)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
+
+
 def verify(version_dir: Path, name: str) -> dict:
     """Check `version_dir/name` against its manifest entry; return the entry or raise ArtifactError."""
     version_dir = Path(version_dir)

@@ -34,3 +34,20 @@ def test_export_of_a_weight_free_family_says_there_is_nothing_to_do(capsys):
     from export import __main__ as cli
     assert cli.main(["onnx", "mesh3d"]) == 0
     assert "mesh3d: nothing to export" in capsys.readouterr().out
+
+
+def test_export_is_incremental(tmp_path, capsys, monkeypatch):
+    """A family whose manifests record the same code, weights and tools is kept; --force or a change re-exports."""
+    from export import __main__ as cli
+    graph = tmp_path / "scaleway_generator" / "1" / "model.onnx"
+    assert cli.main(["onnx", "scaleway", "--repository", str(tmp_path)]) == 0
+    first = graph.stat().st_mtime_ns
+    assert cli.main(["onnx", "scaleway", "--repository", str(tmp_path)]) == 0
+    assert "up to date" in capsys.readouterr().out and graph.stat().st_mtime_ns == first
+    assert cli.main(["onnx", "scaleway", "--repository", str(tmp_path), "--force"]) == 0
+    second = graph.stat().st_mtime_ns
+    assert second != first
+    real = cli.fingerprint
+    monkeypatch.setattr(cli, "fingerprint", lambda f, w: {**real(f, w), "code_sha256": "changed"})
+    assert cli.main(["onnx", "scaleway", "--repository", str(tmp_path)]) == 0
+    assert graph.stat().st_mtime_ns != second and "up to date" not in capsys.readouterr().out
