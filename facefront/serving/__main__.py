@@ -21,6 +21,9 @@ def main(argv=None) -> int:
     p.add_argument("--cache-mb", type=int, default=256,
                    help="Triton response cache in MiB for models that enable it (LivePortrait F/M); 0: off")
     p.add_argument("--list", action="store_true", help="list exported families and exit")
+    p.add_argument("--check-every", type=float, default=2.0, metavar="S",
+                   help="seconds between health checks of the server and its python stubs; a dead stub restarts the "
+                        "server (default 2; 0: no supervision)")
     args = p.parse_args(argv)
     ready, skipped = exported_families()
     if args.list:
@@ -53,12 +56,29 @@ def main(argv=None) -> int:
     for m, why in srv.skipped.items():
         print(f"skipped {m}: {why}", file=sys.stderr)
     print(f"serving {', '.join(srv.served + srv.services)} (CPU flavour) on grpc {srv.grpc_url}, http {srv.http_url}, "
-          f"metrics 127.0.0.1:{args.metrics_port}; log {srv.log_path}. Ctrl-C to stop.", flush=True)
-    while not stop["now"] and srv.proc.poll() is None:
+          f"metrics 127.0.0.1:{args.metrics_port}; log {srv.log_path}; repository view {srv.view}. Ctrl-C to stop.",
+          flush=True)
+    last_check = time.monotonic()
+    while not stop["now"]:
         time.sleep(0.2)
-    if srv.proc.poll() is not None and not stop["now"]:
-        print(f"error: tritonserver exited with {srv.proc.returncode}:\n{srv.log_tail()}", file=sys.stderr)
-        return 1
+        if srv.proc.poll() is not None:
+            print(f"error: tritonserver exited with {srv.proc.returncode}:\n{srv.log_tail()}", file=sys.stderr)
+            srv.stop()
+            return 1
+        if args.check_every > 0 and time.monotonic() - last_check >= args.check_every:
+            last_check = time.monotonic()
+            broken = srv.problems()
+            if broken:
+                # Triton would keep answering ready while failing every request to that model: restart it whole
+                print(f"{'; '.join(broken)}: restarting the server", file=sys.stderr, flush=True)
+                t0 = time.monotonic()
+                try:
+                    srv.restart()
+                except ServerError as e:
+                    print(f"error: restart failed: {e}", file=sys.stderr)
+                    return 1
+                print(f"server restarted in {time.monotonic() - t0:.1f} s (restart {srv.restarts}); repository view "
+                      f"{srv.view}", flush=True)
     srv.stop()
     print("server stopped", flush=True)
     return 0

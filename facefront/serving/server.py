@@ -149,7 +149,7 @@ class Server:
         if not wanted:
             raise ServerError("no exported models to serve: run `make export` first")
         self.services, _ = exported_services(self.repository)
-        repo = select_repository(wanted, self.repository, self.services)
+        repo = self.view = select_repository(wanted, self.repository, self.services)
         for port in (self.http_port, self.grpc_port, self.metrics_port):
             if _port_busy(port):
                 raise ServerError(f"port {port} on 127.0.0.1 is already in use (another server running?)")
@@ -159,7 +159,43 @@ class Server:
                                      cwd=REPO_ROOT, start_new_session=True)
         self.served = wanted
         self._wait_ready()
+        self.stubs = self.stub_models()
         return self
+
+    # -- supervision -----------------------------------------------------------------------------------------------
+    def stub_models(self) -> dict[int, str]:
+        """{pid: model} of the python-backend stub processes (one per model instance) under this server."""
+        import psutil
+        out = {}
+        try:
+            children = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.Error:
+            return out
+        for c in children:
+            try:
+                cmd = c.cmdline()
+            except psutil.Error:
+                continue
+            if cmd and cmd[0].endswith("triton_python_backend_stub"):
+                model = next((Path(a).parent.parent.name for a in cmd if a.endswith("model.py")), None)
+                if model:
+                    out[c.pid] = model
+        return out
+
+    def problems(self) -> list[str]:
+        """Why the server cannot answer every model now: tritonserver exited, or a model's python stub died (Triton
+        2.51 then fails every request to that model with "Stub process ... is not healthy" while /v2/health/ready
+        still answers 200, and never restarts the stub)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return [f"tritonserver exited with {None if self.proc is None else self.proc.returncode}"]
+        alive = self.stub_models()
+        return [f"the python stub of {model} (pid {pid}) died" for pid, model in self.stubs.items() if pid not in alive]
+
+    def restart(self) -> "Server":
+        """Stop and start again on the same ports (model control is off: a dead stub cannot be reloaded alone)."""
+        self.stop()
+        self.restarts = getattr(self, "restarts", 0) + 1
+        return self.start()
 
     def _wait_ready(self):
         deadline = time.monotonic() + self.startup_timeout
@@ -186,16 +222,28 @@ class Server:
         return "\n".join(lines[-n:])
 
     def stop(self, timeout: float = 30.0) -> int | None:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
+        """Stop tritonserver and every process it started (stubs included), and remove the repository view."""
         try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            if self.proc is None or self.proc.poll() is not None:
+                return self.proc.returncode if self.proc else None
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+            try:   # stubs left behind by a dying server belong to its process group
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             self.proc.wait()
-        self._log.close()
-        return self.proc.returncode
+            return self.proc.returncode
+        finally:
+            if getattr(self, "_log", None) is not None:
+                self._log.close()
+            view = getattr(self, "view", None)
+            if view is not None and Path(view).parent == CACHE:
+                shutil.rmtree(view, ignore_errors=True)   # only symlinks: the models themselves are untouched
+                self.view = None
 
     def __enter__(self):
         return self.start()
