@@ -1,5 +1,10 @@
 """Build a TensorRT engine (model.plan) from an exported model.onnx: fp16 or fp32, batch profile 1..N.
 
+The export's manifest can pin precision where measurements say fp16 is not safe: `tensorrt_precision: "fp32"` keeps
+the whole network fp32 (LivePortrait's M), `tensorrt_fp32_layers` names layers (ONNX node names, which TensorRT keeps
+as layer names) built in fp32 inside an fp16 engine with precision constraints obeyed (FSRT's positional
+encodings). The engine's manifest records what was asked, what was built and why.
+
 Runs where TensorRT 10 is installed (the NGC tritonserver image, see Dockerfile). Elsewhere it stops with a clear
 message; the ONNX graph is still checked statically (`trt_ops`) so a graph TensorRT cannot parse is caught here.
 """
@@ -32,6 +37,7 @@ def build(version_dir: Path, precision: str = "fp16", max_batch: int = 8, opt_ba
     version_dir = Path(version_dir)
     onnx_path = version_dir / "model.onnx"
     src = artifact.verify(version_dir, "model.onnx")
+    precision_plan(src, precision)   # a bad precision fails before TensorRT is even imported
     trt_ops.assert_supported(onnx_path)
     trt = _tensorrt()
     logger = trt.Logger(trt.Logger.WARNING)
@@ -43,10 +49,21 @@ def build(version_dir: Path, precision: str = "fp16", max_batch: int = 8, opt_ba
         raise RuntimeError(f"TensorRT could not parse {onnx_path}: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
-    if precision == "fp16":
+    plan_precision = precision_plan(src, precision)
+    if plan_precision["built"] == "fp16":
         config.set_flag(trt.BuilderFlag.FP16)
-    elif precision != "fp32":
-        raise ValueError(f"precision must be fp16 or fp32, not {precision!r}")
+        pinned = set(plan_precision["fp32_layers"])
+        if pinned:
+            config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
+            found = set()
+            for i in range(network.num_layers):
+                layer = network.get_layer(i)
+                if layer.name in pinned:
+                    layer.precision = trt.float32
+                    for k in range(layer.num_outputs):
+                        layer.set_output_type(k, trt.float32)
+                    found.add(layer.name)
+            plan_precision["fp32_layers_missing"] = sorted(pinned - found)
     profile = builder.create_optimization_profile()
     opt = opt_batch or max(1, max_batch // 2)
     for i in range(network.num_inputs):
@@ -65,6 +82,22 @@ def build(version_dir: Path, precision: str = "fp16", max_batch: int = 8, opt_ba
     tmp.replace(out)
     artifact.write(out, model=src["model"], network=src["network"], weights=src["weights"],
                    weights_sha256=src["weights_sha256"], opset=src.get("opset"),
-                   extra={"precision": precision, "max_batch": max_batch,
-                          "source_onnx_sha256": src["sha256"]})
+                   extra={"precision": plan_precision["built"], "precision_requested": precision,
+                          "precision_reason": plan_precision["reason"],
+                          "fp32_layers": len(plan_precision["fp32_layers"]),
+                          "fp32_layers_missing": plan_precision.get("fp32_layers_missing", []),
+                          "max_batch": max_batch, "source_onnx_sha256": src["sha256"]})
     return out
+
+
+def precision_plan(onnx_entry: dict, requested: str) -> dict:
+    """What to build from the ONNX manifest entry: {"built": fp16|fp32, "fp32_layers": [...], "reason": str}."""
+    if requested not in ("fp16", "fp32"):
+        raise ValueError(f"precision must be fp16 or fp32, not {requested!r}")
+    pinned = onnx_entry.get("tensorrt_precision")
+    if requested == "fp16" and pinned == "fp32":
+        return {"built": "fp32", "fp32_layers": [],
+                "reason": f"network pinned to fp32 by its export: {onnx_entry.get('tensorrt_precision_reason', '')}"}
+    layers = list(onnx_entry.get("tensorrt_fp32_layers") or []) if requested == "fp16" else []
+    reason = f"{len(layers)} layers pinned to fp32 by the export" if layers else "as requested"
+    return {"built": requested, "fp32_layers": layers, "reason": reason}

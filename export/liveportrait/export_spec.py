@@ -2,7 +2,11 @@
 
 Every graph has a dynamic batch axis and G's spectral norm folded into plain weights. Two targets differ only in
 how W samples its 3-D volumes (see sampling.py):
-* "tensorrt": `gather_8`, opset 17: no 5-D GridSample, which TensorRT 10 cannot run without a plugin;
+* "tensorrt": `planar_4d`, opset 17: no 5-D GridSample, which TensorRT 10 cannot run without a plugin. Measured on
+  an H200 (README, bench/results/gpu_liveportrait_samplers_h200.json): in fp16 `gather_8` loses 4 dB against the 5-D
+  op (its voxel coordinates lose precision in half), `planar_4d` 2 dB less than the native op, at the same speed;
+  so the TensorRT graph samples with planar_4d, and M is built in fp32 (TENSORRT_PRECISION: its activations
+  overflow fp16 with these weights);
 * "onnxruntime": the native 5-D GridSample (opset 20), about twice as fast as any decomposition on CPU.
 `tensorrt_problems()` lists anything in a graph that TensorRT 10's ONNX parser would not take natively.
 """
@@ -23,7 +27,10 @@ from .spade import fold_spectral_norm
 
 OPSET = onnx_tools.DEFAULT_OPSET          # 17: LayerNormalization, 4-D GridSample
 OPSET_5D = 20                             # GridSample on 5-D inputs
-TRT_SAMPLER = "gather_8"
+TRT_SAMPLER = "planar_4d"
+# networks whose TensorRT engine stays fp32 whatever precision the build asks for, and why (trt_build reads it from
+# the ONNX manifest and records it in the engine's)
+TENSORRT_PRECISION = {"M": ("fp32", "M's activations overflow fp16 with the synthetic weights (measured on the H200)")}
 SAMPLER_FOR_TARGET = {"tensorrt": TRT_SAMPLER, "onnxruntime": "grid_sample_5d"}
 
 
@@ -136,8 +143,10 @@ def tensorrt_problems(path: Path) -> list[str]:
 REPOSITORY_FOLDERS = {**LEAVES, "S": "liveportrait_keypoints"}
 REPOSITORY_FILES = {"S": "stitching.onnx"}   # others: model.onnx (TensorRT-safe graph, the GPU flavour's source)
 # CPU flavour: leaves whose configs/cpu.pbtxt says `backend: "torch"` also get model.pt, a TorchScript trace of the
-# same module (W with the native 5-D grid_sample). Chosen per network by `python -m bench lpspeed`.
-TORCH_ON_CPU = ("F", "M", "W")
+# same module (W with the native 5-D grid_sample). Chosen per network by `python -m bench lpspeed`. G runs
+# onnxruntime in fp32 but PyTorch where its `precision: auto` resolves to bf16 (`python -m bench precision`), so it
+# gets model.pt too.
+TORCH_ON_CPU = ("F", "M", "W", "G")
 # max |onnxruntime - PyTorch| an export may show on any output (seen: <= 6.4e-6, W's rewritten warp the largest);
 # beyond it the graph is wrong and the export fails
 TOLERANCE = 1e-3
@@ -171,6 +180,20 @@ def torchscript(net: str, module: nn.Module, path: Path, example: dict[str, np.n
     return path
 
 
+def bf16_rel_l2(net: str, module: nn.Module, example: dict[str, np.ndarray]) -> dict[str, float]:
+    """{output: |bf16 - fp32| / |fp32|} of `module` under CPU bf16 autocast (how a leaf with `precision: bf16`
+    runs it), recorded in model.pt's manifest so the artefact says what bf16 costs in fidelity."""
+    args = [torch.from_numpy(v) for v in example.values()]
+    with torch.no_grad():
+        ref = module(*args)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = module(*args)
+    ref = [ref] if isinstance(ref, torch.Tensor) else list(ref)
+    low = [low] if isinstance(low, torch.Tensor) else list(low)
+    return {name: float((l.float() - r).norm() / r.norm().clamp_min(1e-30))
+            for name, l, r in zip(SPECS[net].outputs, low, ref)}
+
+
 def export_to_repository(repository: Path, weights: Path | None = None, log=print,
                          torch_on_cpu: tuple[str, ...] = TORCH_ON_CPU) -> list[Path]:
     """`<repository>/<folder>/1/model.onnx` + artefact manifest for each network (TensorRT-safe graphs, checked
@@ -196,6 +219,9 @@ def export_to_repository(repository: Path, weights: Path | None = None, log=prin
                    weights_sha256=None if root is None else sha256_file(root / FILES[net]))
         artifact.write(out, **src, opset=OPSET,
                        extra={"ort_vs_torch_max_abs": diffs, "w_sampler": TRT_SAMPLER if net == "W" else None,
+                              **({"tensorrt_precision": TENSORRT_PRECISION[net][0],
+                                  "tensorrt_precision_reason": TENSORRT_PRECISION[net][1]}
+                                 if net in TENSORRT_PRECISION else {}),
                               "spectral_norm": "folded (sigma from stored u, v)" if net == "G" else None,
                               "inputs": list(SPECS[net].inputs), "outputs": list(SPECS[net].outputs)})
         log(f"liveportrait: wrote {out} (onnxruntime vs PyTorch max |diff| {max(diffs.values()):.2e})")
@@ -204,6 +230,7 @@ def export_to_repository(repository: Path, weights: Path | None = None, log=prin
             pt = torchscript(net, reference, out.parent / "model.pt", example_inputs(net, batch=1))
             artifact.write(pt, **src, extra={"format": "torchscript", "torch": torch.__version__,
                                              "w_sampler": "grid_sample_5d" if net == "W" else None,
+                                             "bf16_vs_fp32_rel_l2": bf16_rel_l2(net, reference, example_inputs(net, 1, 3)),
                                              "inputs": list(SPECS[net].inputs), "outputs": list(SPECS[net].outputs)})
             log(f"liveportrait: wrote {pt} (TorchScript, CPU flavour)")
             written.append(pt)
