@@ -5,7 +5,7 @@ PIP   := .venv/bin/pip
 STAMP := .venv/.facefront-setup
 MODELS ?= all
 
-.PHONY: help setup export data serve demo test test-fast bench trt check-trt lint clean
+.PHONY: help setup export data serve demo test test-fast bench trt check-trt lint clean deploy-tools
 
 help:
 	@echo "make demo       set up, export, serve on CPU, frontalize the sample faces, short load test"
@@ -41,7 +41,17 @@ serve: setup
 demo: export data
 	$(PY) -m bench demo --out out/demo
 
-test: export data
+# offline validators of deploy/k8s (kubernetes-validate, checkov, yamllint) in a venv of their own: checkov pins
+# dozens of packages that have no business in the serving venv (tests/test_deploy.py uses it)
+DEPLOY_VENV := .cache/deploy-venv
+$(DEPLOY_VENV)/.requirements.sha256: deploy/requirements-validate.txt
+	rm -rf $(DEPLOY_VENV) && python3 -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/pip install -q --disable-pip-version-check -r deploy/requirements-validate.txt
+	sha256sum deploy/requirements-validate.txt | cut -d' ' -f1 | tr -d '\n' > $@
+
+deploy-tools: $(DEPLOY_VENV)/.requirements.sha256
+
+test: export data deploy-tools
 	CI=$${CI:-} $(PY) -m pytest -q tests
 
 test-fast: setup
