@@ -57,11 +57,19 @@ def models(repo: Path = MODEL_REPOSITORY) -> list[str]:
 
 
 def members(model: str, repo: Path = MODEL_REPOSITORY) -> list[str]:
-    """Models a top-level model runs: its ensemble steps, and the `bls_models` parameter of a python BLS model."""
-    cfg = config(model, repo=repo)
-    names = {s.model_name for s in cfg.ensemble_scheduling.step}
-    names.update(n.strip() for n in parameters(cfg).get("bls_models", "").split(",") if n.strip())
-    return sorted(names)
+    """Every model a top-level model runs, at any depth: its ensemble steps, the `bls_models` parameter of a python
+    BLS model (a stage that calls leaves itself), and theirs."""
+    found: set[str] = set()
+    todo = [model]
+    while todo:
+        cfg = config(todo.pop(), repo=repo)
+        direct = {s.model_name for s in cfg.ensemble_scheduling.step}
+        direct.update(n.strip() for n in parameters(cfg).get("bls_models", "").split(",") if n.strip())
+        for name in direct - found - {model}:
+            found.add(name)
+            if (Path(repo) / name / "config.pbtxt").is_file():
+                todo.append(name)
+    return sorted(found)
 
 
 def needs_artifact(model: str, repo: Path = MODEL_REPOSITORY) -> bool:

@@ -143,3 +143,12 @@ def test_liveportrait_export_declares_its_tensorrt_precision_choices():
     assert es.TRT_SAMPLER == "planar_4d"          # fp16 gather_8 lost 4 dB on the H200; planar_4d 2 dB
     assert es.TENSORRT_PRECISION["M"][0] == "fp32"
     assert trt_build.precision_plan({"tensorrt_precision": "fp32"}, "fp16")["built"] == "fp32"
+
+
+def test_a_dynamic_pixel_axis_takes_the_range_its_export_declares():
+    shapes = trt_build.profile_shapes("pixels", (-1, -1, 2), (1, 2, 4), {"1": [1, 4096, 8192]})
+    assert shapes == ((1, 1, 2), (2, 4096, 2), (4, 8192, 2))
+    assert trt_build.profile_shapes("z", (-1, 1024, 768), (1, 4, 8), {}) == ((1, 1024, 768), (4, 1024, 768),
+                                                                          (8, 1024, 768))
+    with pytest.raises(RuntimeError, match="axis 1 .* declares no range"):
+        trt_build.profile_shapes("pixels", (-1, -1, 2), (1, 2, 4), {})

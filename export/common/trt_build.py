@@ -66,12 +66,11 @@ def build(version_dir: Path, precision: str = "fp16", max_batch: int = 8, opt_ba
             plan_precision["fp32_layers_missing"] = sorted(pinned - found)
     profile = builder.create_optimization_profile()
     opt = opt_batch or max(1, max_batch // 2)
+    ranges = src.get("tensorrt_dim_ranges") or {}
     for i in range(network.num_inputs):
         t = network.get_input(i)
-        rest = tuple(t.shape)[1:]
-        if any(d < 0 for d in rest):
-            raise RuntimeError(f"{t.name}: only the batch axis may be dynamic, got {tuple(t.shape)}")
-        profile.set_shape(t.name, (1, *rest), (opt, *rest), (max_batch, *rest))
+        lo, mid, hi = profile_shapes(t.name, tuple(t.shape), (1, opt, max_batch), ranges.get(t.name, {}))
+        profile.set_shape(t.name, lo, mid, hi)
     config.add_optimization_profile(profile)
     plan = builder.build_serialized_network(network, config)
     if plan is None:
@@ -88,6 +87,25 @@ def build(version_dir: Path, precision: str = "fp16", max_batch: int = 8, opt_ba
                           "fp32_layers_missing": plan_precision.get("fp32_layers_missing", []),
                           "max_batch": max_batch, "source_onnx_sha256": src["sha256"]})
     return out
+
+
+def profile_shapes(name: str, shape: tuple, batch: tuple[int, int, int], dim_ranges: dict) -> tuple:
+    """(min, opt, max) shapes of one input: the batch axis over `batch`, any other dynamic axis over the range its
+    export declared in the manifest (`tensorrt_dim_ranges: {input: {axis: [min, opt, max]}}`, e.g. FSRT's decoder
+    pixels); a dynamic axis without a declared range is an error."""
+    shapes = [[b] for b in batch]
+    for axis, d in enumerate(shape[1:], start=1):
+        if d >= 0:
+            for s in shapes:
+                s.append(d)
+            continue
+        r = dim_ranges.get(str(axis))
+        if not r or len(r) != 3:
+            raise RuntimeError(f"{name}: axis {axis} of {shape} is dynamic but its export declares no range "
+                               f"(tensorrt_dim_ranges in the manifest); only the batch axis may be dynamic otherwise")
+        for s, v in zip(shapes, r):
+            s.append(int(v))
+    return tuple(tuple(s) for s in shapes)
 
 
 def precision_plan(onnx_entry: dict, requested: str) -> dict:
