@@ -99,10 +99,17 @@ class OrtNetworks:
     Any object with the same two methods can stand in (the served ``face_analyze`` model sends them to the
     ``face_detector`` / ``face_landmarks`` Triton leaves), so the pre/post-processing exists once."""
 
-    def __init__(self, providers: list[str] | None = None, threads: int = 0):
+    # One thread, no spinning: the networks are small (~9 ms on one core) and run inside servers where stages and
+    # clients share the cores. With onnxruntime's defaults (a thread per core, spinning) a busy 2-core machine took
+    # 50 ms per analysis, with 1 thread 14 ms (`python -m bench frontend`, bench/results/frontend_cpu.json).
+    THREADS, SPINNING = 1, False
+
+    def __init__(self, providers: list[str] | None = None, threads: int | None = None, spinning: bool | None = None):
         from facefront.sessions import onnx_session
-        self.det = onnx_session(onnx_path("face_detector"), threads, providers=providers)
-        self.lmk = onnx_session(onnx_path("face_landmarks"), threads, providers=providers)
+        threads = self.THREADS if threads is None else threads
+        spinning = self.SPINNING if spinning is None else spinning
+        self.det = onnx_session(onnx_path("face_detector"), threads, spinning, providers=providers)
+        self.lmk = onnx_session(onnx_path("face_landmarks"), threads, spinning, providers=providers)
 
     def detector(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Nx128x128x3 float32 in [-1, 1] -> (regressors Nx896x16, scores Nx896x1) raw logits."""
@@ -119,7 +126,7 @@ class FaceAnalyzer:
     """The whole pipeline (``analyze``) around two networks: ``networks`` is an ``OrtNetworks`` by default.
     The pieces are public static methods so they can be tested and reused one by one."""
 
-    def __init__(self, providers: list[str] | None = None, threads: int = 0, networks=None):
+    def __init__(self, providers: list[str] | None = None, threads: int | None = None, networks=None):
         self.networks = networks if networks is not None else OrtNetworks(providers, threads)
 
     # ---- detection -------------------------------------------------------------------------------
