@@ -89,6 +89,9 @@ def main(argv=None) -> int:
     po.add_argument("--repository", type=Path, default=fam.MODEL_REPOSITORY)
     po.add_argument("--missing-only", action="store_true",
                     help="skip families whose graphs are exported and intact, even if their code or weights changed")
+    po.add_argument("--synthetic-full", action="store_true",
+                    help="also export families whose full-size synthetic graphs are huge (AniPortrait: ~11 GB) "
+                         "when no real weights are given; they are skipped otherwise")
     po.add_argument("--force", action="store_true",
                     help="re-export even when the manifests show the graphs are up to date (same code, weights, tools)")
     pt = sub.add_parser("trt", help="build TensorRT engines from the exported ONNX (TensorRT 10 required)")
@@ -130,8 +133,11 @@ def main(argv=None) -> int:
             if not args.force and _up_to_date(args.repository, f, want):
                 print(f"{f.name}: up to date (same code, weights and tools as its manifests), kept; --force re-exports")
                 continue
+            import inspect
+            # families with huge synthetic graphs take `full`; the others have nothing to ask
+            full = {"full": True} if args.synthetic_full and "full" in inspect.signature(f.export).parameters else {}
             try:
-                written = f.export(args.repository, weights)
+                written = f.export(args.repository, weights, **full)
             except (WeightsError, ExportMismatch) as e:
                 print(f"error: {e}", file=sys.stderr)
                 return 1
