@@ -5,6 +5,7 @@
   python -m bench demo --out out/demo                                              the `make demo` run
   python -m bench report --out report                                              the comparison report
   python -m bench lpspeed --out out/lpspeed                                         LivePortrait CPU: eager vs leaves vs served
+  python -m bench fsrtspeed --out out/fsrtspeed --sizes 128                         FSRT CPU: served vs eager, cold vs edit
   python -m bench frontend --out bench/results/frontend_cpu.json                    face front end vs MediaPipe, quiet/busy
   python -m bench soak --out bench/results/soak_cpu.json                            16 users x 60 s: failures, RSS growth
   python -m bench capacity --rates 100,1000,10000 --p95-ms 200                     replicas needed per model (capacity model)
@@ -27,6 +28,7 @@ COMMANDS = {
     "capacity": "bench.capacity",
     "soak": "bench.soak",
     "frontend": "bench.frontend",
+    "fsrtspeed": "bench.fsrtspeed",
 }
 
 

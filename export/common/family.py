@@ -54,7 +54,6 @@ class Family:
     export: Callable[..., list[Path]] | None = None
     # (dest dir) -> path of verified weights; raises WeightsError with a one-line message
     download: Callable[[Path], Path] | None = None
-    pose_control: bool = False
     # model_repository folders of this family's network leaves (TensorRT on GPU, onnxruntime on CPU)
     networks: list[str] = field(default_factory=list)
     # what `--weights` / weights/<name>/ must hold: a file name, or a folder layout description
