@@ -8,7 +8,16 @@ import time
 from pathlib import Path
 
 from . import images
-from .api import DEFAULT_URLS, FrontalizeClient, ModelNotServed, ServerError, ServerUnavailable, controls_vector, pose_vector
+from .api import (
+    DEFAULT_URLS,
+    FrontalizeClient,
+    ModelNotServed,
+    ServerError,
+    ServerUnavailable,
+    controls_vector,
+    option_inputs,
+    pose_vector,
+)
 
 EPILOG = """\
 examples:
@@ -59,6 +68,24 @@ def named_controls() -> dict[str, tuple]:
 NAMED_CONTROLS = named_controls()
 
 
+def named_options() -> dict[str, tuple[str, list[str]]]:
+    """{name: (datatype, [families])} of the optional scalar inputs the repository's models take (e.g. a diffusion
+    model's STEPS), for flags like --steps 4."""
+    try:
+        from facefront import repository
+        served = repository.families()
+    except Exception:  # noqa: BLE001 - no local repository: --option NAME=VALUE still works
+        return {}
+    out: dict[str, tuple[str, list[str]]] = {}
+    for fam in served.values():
+        for name, dtype in fam.options:
+            out.setdefault(name.lower(), (dtype, []))[1].append(fam.name)
+    return out
+
+
+NAMED_OPTIONS = named_options()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m client", description=__doc__, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -90,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             group.add_argument(flag, dest=f"ctl_{name}", type=float, metavar="V",
                                help=f"{c.help} {c.low:g}..{c.high:g}, 0 = no change {where}")
+    opt = f.add_argument_group("model options (optional scalar inputs of the served models); each is --option NAME=VALUE")
+    opt.add_argument("--option", type=_control, action="append", default=[], metavar="NAME=VALUE",
+                     help="an optional input the model takes, e.g. steps=4 (repeatable)")
+    for name, (dtype, fams) in NAMED_OPTIONS.items():
+        opt.add_argument(f"--{name.replace('_', '-')}", dest=f"opt_{name}", metavar="V",
+                         type=int if dtype.startswith("INT") else float,
+                         help=f"{name.upper()} ({dtype}) of {', '.join(fams)}")
     f.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
 
     a = sub.add_parser("analyze", parents=[conn], help="detect faces: boxes, 468 landmarks, head pose (JSON lines)",
@@ -130,6 +164,15 @@ def selected_controls(args) -> dict[str, float]:
     return controls
 
 
+def selected_options(args) -> dict[str, float]:
+    options = {k.lower(): v for k, v in getattr(args, "option", [])}
+    for name in NAMED_OPTIONS:
+        value = getattr(args, f"opt_{name}", None)
+        if value is not None:
+            options[name] = value
+    return options
+
+
 def cmd_frontalize(client: FrontalizeClient, args) -> int:
     files, problems = images.discover(args.inputs, recursive=args.recursive)
     for path, reason in problems:
@@ -142,6 +185,8 @@ def cmd_frontalize(client: FrontalizeClient, args) -> int:
     controls = selected_controls(args)
     pose_vector(info, args.yaw, args.pitch, args.roll)
     controls_vector(info, controls)
+    options = selected_options(args)
+    option_inputs(info, options)
 
     args.out.mkdir(parents=True, exist_ok=True)
     n, failed, taken = len(files), len(problems), {}
@@ -154,7 +199,8 @@ def cmd_frontalize(client: FrontalizeClient, args) -> int:
             continue
         t0 = time.perf_counter()
         try:
-            rgb = client.frontalize(path, model=args.model, yaw=args.yaw, pitch=args.pitch, roll=args.roll, **controls)
+            rgb = client.frontalize(path, model=args.model, yaw=args.yaw, pitch=args.pitch, roll=args.roll,
+                                    options=options, progress=None if args.quiet else _progress(tag), **controls)
             images.write_png(rgb, dest)
         except ServerUnavailable:
             raise
@@ -167,6 +213,11 @@ def cmd_frontalize(client: FrontalizeClient, args) -> int:
             print(f"{tag} -> {dest} ({(time.perf_counter() - t0) * 1e3:.0f} ms)", file=sys.stderr)
     print(f"{len(taken)} written to {args.out}, {failed} failed", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _progress(tag: str):
+    """Progress lines of a streaming model: `[i/n] photo.jpg: step 2/4`."""
+    return lambda done, total: print(f"{tag}: step {done}/{total}", file=sys.stderr, flush=True)
 
 
 def face_json(face: dict, landmarks: bool = True) -> dict:

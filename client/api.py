@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -62,6 +62,8 @@ class ModelInfo:
     image_datatype: str = "UINT8"   # IMAGE as UINT8 [1, N] file bytes, or BYTES [1, 1]
     controls: tuple[str, ...] = ()  # names of the CONTROLS entries, in order
     control_specs: tuple = ()       # facefront.repository.Control per entry: range and help
+    options: tuple[tuple[str, str], ...] = ()  # optional scalar inputs (name, datatype), e.g. ("STEPS", "INT32")
+    decoupled: bool = False         # streams its answer (progress, then FRONTAL): gRPC streaming
 
 
 def ensemble_name(model: str) -> str:
@@ -161,11 +163,14 @@ class FrontalizeClient:
 
     # -- inference -------------------------------------------------------------------------------------------
     def frontalize(self, image: images.ImageLike, model: str = "scaleway",
-                   yaw: float = 0.0, pitch: float = 0.0, roll: float = 0.0, **controls: float) -> np.ndarray:
+                   yaw: float = 0.0, pitch: float = 0.0, roll: float = 0.0, *, options: dict | None = None,
+                   progress: Callable[[int, int], None] | None = None, **controls: float) -> np.ndarray:
         """The frontalized face as an HxWx3 RGB uint8 array.
 
         image: path, image file bytes, or an RGB uint8 array (sent as PNG).
         yaw, pitch, roll: target head pose in degrees; only pose-capable models accept non-zero values.
+        options: the model's optional scalar inputs by name (`model_info(model).options`), e.g. {"steps": 4}.
+        progress: called with (done, total) as a streaming (decoupled) model reports its steps.
         controls: named floats the model lists (see `model_info(model).controls`), e.g. smile=0.5.
         """
         info = self.model_info(model)
@@ -180,13 +185,48 @@ class FrontalizeClient:
         ctl = controls_vector(info, controls)
         if ctl is not None:
             inputs.append(self._input("CONTROLS", ctl, "FP32"))
-        outputs = [self._tc.InferRequestedOutput("FRONTAL")]
-        result = self._call("infer", info.ensemble, inputs, outputs=outputs)
-        frontal = result.as_numpy("FRONTAL")
+        for name, value, dtype in option_inputs(info, options):
+            inputs.append(self._input(name, value, dtype))
+        if info.decoupled:
+            frontal = self._stream(info, inputs, progress)
+        else:
+            outputs = [self._tc.InferRequestedOutput("FRONTAL")]
+            frontal = self._call("infer", info.ensemble, inputs, outputs=outputs).as_numpy("FRONTAL")
         if frontal is None or frontal.ndim != 4 or frontal.shape[0] != 1 or frontal.shape[-1] != 3:
             shape = None if frontal is None else frontal.shape
             raise ServerError(f"{info.ensemble} returned FRONTAL of shape {shape}, expected [1, H, W, 3]")
         return frontal[0]
+
+    def _stream(self, info: ModelInfo, inputs: list, progress) -> np.ndarray | None:
+        """A decoupled model's answer over one gRPC stream: PROGRESS responses (reported to `progress`), then the
+        one that carries FRONTAL. Triton refuses unary calls to such models."""
+        if self.protocol != "grpc":
+            raise ValueError(f"model {info.family!r} streams its answer (progress, then the image): use gRPC "
+                             f"(--protocol grpc)")
+        import queue
+
+        from tritonclient.utils import InferenceServerException
+        answers: queue.Queue = queue.Queue()
+        self._client.start_stream(callback=lambda result, error: answers.put((result, error)))
+        try:
+            self._client.async_stream_infer(info.ensemble, inputs)
+            while True:
+                try:
+                    result, error = answers.get(timeout=self.timeout)
+                except queue.Empty:
+                    raise ServerError(f"no answer within {self.timeout} s (--timeout)") from None
+                if error is not None:
+                    msg = error.message() if isinstance(error, InferenceServerException) else str(error)
+                    raise ServerError(msg)
+                frontal = result.as_numpy("FRONTAL")
+                if frontal is not None and frontal.size:
+                    return frontal
+                step = result.as_numpy("PROGRESS")
+                if step is not None and progress is not None:
+                    done, total = (int(v) for v in np.asarray(step).reshape(-1)[:2])
+                    progress(done, total)
+        finally:
+            self._client.stop_stream()
 
     def analyze(self, image: images.ImageLike, all_faces: bool = False) -> list[dict]:
         """Faces in `image`, largest first (only the largest unless `all_faces`), each a dict:
@@ -234,8 +274,35 @@ def parse_model_info(ensemble: str, metadata: dict, config: dict) -> ModelInfo:
         raw = (config.get("parameters") or {}).get(CONTROLS_PARAMETER, {}).get("string_value", "")
         specs = parse_controls(raw, f"{ensemble} controls parameter")
     family = ensemble[: -len(SUFFIX)] if ensemble.endswith(SUFFIX) else ensemble
+    options = tuple((i["name"], i.get("data_type", "").replace("TYPE_", "")) for i in config.get("input", [])
+                    if i.get("optional") and i["name"] not in ("POSE", "CONTROLS")
+                    and [int(d) for d in i.get("dims", [])] == [1])
+    decoupled = bool((config.get("model_transaction_policy") or {}).get("decoupled"))
     return ModelInfo(family=family, ensemble=ensemble, pose="POSE" in inputs, image_datatype=inputs["IMAGE"],
-                     controls=tuple(c.name for c in specs), control_specs=specs)
+                     controls=tuple(c.name for c in specs), control_specs=specs, options=options, decoupled=decoupled)
+
+
+_OPTION_DTYPES = {"INT32": np.int32, "INT64": np.int64, "FP32": np.float32, "FP64": np.float64}
+
+
+def option_inputs(info: ModelInfo, options: dict | None) -> list[tuple[str, np.ndarray, str]]:
+    """(name, [1, 1] array, datatype) for each option given; ValueError for one the model does not take."""
+    out = []
+    known = dict(info.options)
+    for name, value in (options or {}).items():
+        key = name.upper()
+        if key not in known:
+            raise ValueError(f"model {info.family!r} has no option {name!r}; its options: "
+                             f"{', '.join(k.lower() for k in known) or 'none'}")
+        dtype = _OPTION_DTYPES.get(known[key])
+        if dtype is None:
+            raise ValueError(f"option {name}: unsupported datatype {known[key]}")
+        v = float(value)
+        if not math.isfinite(v) or (np.issubdtype(dtype, np.integer) and v != int(v)):
+            raise ValueError(f"option {name} must be a finite {'whole ' if np.issubdtype(dtype, np.integer) else ''}"
+                             f"number, not {value!r}")
+        out.append((key, np.array([[v]], dtype=dtype), known[key]))
+    return out
 
 
 def pose_vector(info: ModelInfo, yaw: float, pitch: float, roll: float) -> np.ndarray | None:

@@ -81,7 +81,11 @@ def needs_artifact(model: str, repo: Path = MODEL_REPOSITORY) -> bool:
 def _readiness(model: str, repo: Path) -> str | None:
     missing = [m for m in members(model, repo)
                if needs_artifact(m, repo) and not (Path(repo) / m / "1" / "manifest.json").is_file()]
-    return f"not exported ({', '.join(missing)}): run `make export`" if missing else None
+    if not missing:
+        return None
+    # a family whose export is not part of `make export` says what makes it (its config's `export_hint`)
+    hint = parameters(config(model, repo=repo)).get("export_hint", "run `make export`")
+    return f"not exported ({', '.join(missing)}): {hint}"
 
 
 def exported_families(repo: Path = MODEL_REPOSITORY) -> tuple[list[str], dict[str, str]]:
@@ -132,6 +136,9 @@ class ServedFamily:
     pose: bool
     controls: tuple[Control, ...] = field(default_factory=tuple)
     summary: str = ""
+    # optional scalar inputs besides POSE and CONTROLS, (name, Triton datatype), e.g. a diffusion model's STEPS
+    options: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    decoupled: bool = False   # answers with a stream (progress, then the result): gRPC streaming only
 
 
 def parse_controls(raw: str, where: str = "controls parameter") -> tuple[Control, ...]:
@@ -154,8 +161,12 @@ def family_from_config(cfg, name: str | None = None) -> ServedFamily:
     params = parameters(cfg)
     controls = parse_controls(params.get(CONTROLS_PARAMETER, ""), f"{ensemble} controls parameter") \
         if "CONTROLS" in inputs else ()
+    from tritonclient.grpc import model_config_pb2 as mc
+    options = tuple((i.name, mc.DataType.Name(i.data_type)[len("TYPE_"):]) for i in cfg.input
+                    if i.optional and i.name not in ("POSE", "CONTROLS") and list(i.dims) == [1])
     return ServedFamily(name=name, ensemble=ensemble, pose="POSE" in inputs, controls=controls,
-                        summary=params.get("summary", ""))
+                        summary=params.get("summary", ""), options=options,
+                        decoupled=cfg.model_transaction_policy.decoupled)
 
 
 def families(repo: Path = MODEL_REPOSITORY) -> dict[str, ServedFamily]:

@@ -32,7 +32,9 @@ def main(argv=None) -> int:
             takes = ["POSE"] if fam.pose else []
             if fam.controls:
                 takes.append(f"CONTROLS ({', '.join(c.name for c in fam.controls)})")
-            print(f"{name:14s} {state}; takes IMAGE{''.join(', ' + t for t in takes)}")
+            takes += [n for n, _ in fam.options]
+            streams = " (streams its progress)" if fam.decoupled else ""
+            print(f"{name:14s} {state}; takes IMAGE{''.join(', ' + t for t in takes)}{streams}")
         svc_ready, svc_skipped = exported_services()
         for m in svc_ready:
             print(f"{m:14s} ready (service)")
