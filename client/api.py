@@ -161,6 +161,18 @@ class FrontalizeClient:
         self._info[ensemble] = info
         return info
 
+    def model_parameters(self, model: str) -> dict[str, str]:
+        """The `parameters` of a served model's config (family name or model name), as {key: string value}: what a
+        model says about itself (e.g. its controls, pose range, summary)."""
+        name = ensemble_name(model) if not model.endswith(("_analyze",)) else model
+        config = self._call("get_model_config", name, **({"as_json": True} if self.protocol == "grpc" else {}))
+        config = config.get("config", config)  # gRPC JSON wraps it
+        return {k: (v or {}).get("string_value", "") for k, v in (config.get("parameters") or {}).items()}
+
+    def statistics(self) -> dict:
+        """Triton's inference statistics of every model (the statistics extension, JSON form)."""
+        return self._call("get_inference_statistics", "", **({"as_json": True} if self.protocol == "grpc" else {}))
+
     # -- inference -------------------------------------------------------------------------------------------
     def frontalize(self, image: images.ImageLike, model: str = "scaleway",
                    yaw: float = 0.0, pitch: float = 0.0, roll: float = 0.0, *, options: dict | None = None,

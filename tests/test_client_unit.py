@@ -253,3 +253,15 @@ def test_cli_analyze_json_lines_errors_and_exit_codes(inputs, monkeypatch, capsy
     assert cli.main(["analyze", str(inputs / "a.png"), str(inputs / "refuse.png"), "--url", "no-model:1"]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and "face_analyze is not served" in captured.err
+
+
+def test_model_parameters_and_pose_range_are_read_from_the_repository():
+    """What the page and other clients read from a model's config: pose_range on every pose-capable family."""
+    import json
+
+    from facefront import repository
+    for name, fam in repository.families().items():
+        params = repository.parameters(repository.config(fam.ensemble))
+        if fam.pose:
+            ranges = json.loads(params["pose_range"])
+            assert set(ranges) == {"yaw", "pitch", "roll"} and all(lo < 0 < hi for lo, hi in ranges.values()), name
