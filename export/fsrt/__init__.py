@@ -7,7 +7,7 @@ per source photo) and per-pixel decoder (run in chunks of query pixels). Weights
 
 Importing this package stays light (no torch): the networks load on first use.
 """
-from ..common.family import Family
+from ..common.family import Family, Install
 
 # model_repository leaf folder of each network (export_spec.NETWORKS holds the graph interfaces)
 NETWORKS = ["fsrt_kp_detector", "fsrt_expression_encoder", "fsrt_encoder", "fsrt_decoder"]
@@ -56,4 +56,14 @@ FAMILY = Family(
     end_to_end=_end_to_end,
     networks=NETWORKS,
     weights_file="vox256.pt",  # with kp_detector.pt beside it (weights.FILES)
+    install=Install(
+        extra_packages=("torch", "onnx", "scipy"),   # export only; serving runs onnxruntime
+        params_m=61.8,
+        weights="kp_detector.pt + vox256.pt from the authors' Google Drive folder (manual; no licence stated)",
+        commands=("git clone ... && cd facefront", "make setup", "(fetch kp_detector.pt, vox256.pt by hand into "
+                  "weights/fsrt/)", "make export MODELS=fsrt", "make serve",
+                  "python -m client frontalize photo.jpg -o out --model fsrt --timeout 600"),
+        upstream={"repo": "andrerochow/fsrt", "source": "../shared/parity/fsrt/README.md (the run that made the "
+                                                         "fixtures)",
+                  "states": "PyTorch with einops, pyyaml and scipy; checkpoints on Google Drive; no licence file"}),
 )
