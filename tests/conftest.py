@@ -25,6 +25,9 @@ def shared_dir() -> Path:
 def triton_server():
     """The real tritonserver (CPU flavour) serving every exported family, started once per session."""
     from facefront.serving.server import Server
+    # the session server runs every leaf in fp32, so the served-vs-reference tests keep fp32 tolerances; the bf16
+    # path (a leaf's `precision: auto` on a CPU with bf16) has its own fidelity test (tests/test_precision.py)
+    os.environ.setdefault("FACEFRONT_PRECISION", "fp32")
     http, grpc, metrics = free_ports(3)
     srv = Server(http_port=http, grpc_port=grpc, metrics_port=metrics,
                  log_path=REPO / ".cache" / "triton" / f"pytest-server-{os.getpid()}.log")

@@ -143,10 +143,8 @@ def tensorrt_problems(path: Path) -> list[str]:
 REPOSITORY_FOLDERS = {**LEAVES, "S": "liveportrait_keypoints"}
 REPOSITORY_FILES = {"S": "stitching.onnx"}   # others: model.onnx (TensorRT-safe graph, the GPU flavour's source)
 # CPU flavour: leaves whose configs/cpu.pbtxt says `backend: "torch"` also get model.pt, a TorchScript trace of the
-# same module (W with the native 5-D grid_sample). Chosen per network by `python -m bench lpspeed`. G runs
-# onnxruntime in fp32 but PyTorch where its `precision: auto` resolves to bf16 (`python -m bench precision`), so it
-# gets model.pt too.
-TORCH_ON_CPU = ("F", "M", "W", "G")
+# same module (W with the native 5-D grid_sample). Chosen per network by `python -m bench lpspeed`.
+TORCH_ON_CPU = ("F", "M", "W")
 # max |onnxruntime - PyTorch| an export may show on any output (seen: <= 6.4e-6, W's rewritten warp the largest);
 # beyond it the graph is wrong and the export fails
 TOLERANCE = 1e-3
@@ -180,18 +178,16 @@ def torchscript(net: str, module: nn.Module, path: Path, example: dict[str, np.n
     return path
 
 
-def bf16_rel_l2(net: str, module: nn.Module, example: dict[str, np.ndarray]) -> dict[str, float]:
-    """{output: |bf16 - fp32| / |fp32|} of `module` under CPU bf16 autocast (how a leaf with `precision: bf16`
-    runs it), recorded in model.pt's manifest so the artefact says what bf16 costs in fidelity."""
-    args = [torch.from_numpy(v) for v in example.values()]
-    with torch.no_grad():
-        ref = module(*args)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            low = module(*args)
-    ref = [ref] if isinstance(ref, torch.Tensor) else list(ref)
-    low = [low] if isinstance(low, torch.Tensor) else list(low)
-    return {name: float((l.float() - r).norm() / r.norm().clamp_min(1e-30))
-            for name, l, r in zip(SPECS[net].outputs, low, ref)}
+def bf16_rel_l2(net: str, path: Path, example: dict[str, np.ndarray]) -> dict[str, float]:
+    """{output: |bf16 - fp32| / |fp32|} of the TorchScript artefact at `path` run the way a leaf with
+    `precision: bf16` runs it (facefront.serving.torch_stage), recorded in its manifest: what bf16 costs here."""
+    from facefront.serving.torch_stage import run_torchscript, to_channels_last
+    names = SPECS[net].outputs
+    module = torch.jit.load(str(path), map_location="cpu").eval()
+    ref = run_torchscript(module, tuple(example), names, example, "fp32")
+    to_channels_last(module)
+    low = run_torchscript(module, tuple(example), names, example, "bf16")
+    return {k: float(np.linalg.norm(low[k] - ref[k]) / max(float(np.linalg.norm(ref[k])), 1e-30)) for k in names}
 
 
 def export_to_repository(repository: Path, weights: Path | None = None, log=print,
@@ -230,7 +226,7 @@ def export_to_repository(repository: Path, weights: Path | None = None, log=prin
             pt = torchscript(net, reference, out.parent / "model.pt", example_inputs(net, batch=1))
             artifact.write(pt, **src, extra={"format": "torchscript", "torch": torch.__version__,
                                              "w_sampler": "grid_sample_5d" if net == "W" else None,
-                                             "bf16_vs_fp32_rel_l2": bf16_rel_l2(net, reference, example_inputs(net, 1, 3)),
+                                             "bf16_vs_fp32_rel_l2": bf16_rel_l2(net, pt, example_inputs(net, 1, 3)),
                                              "inputs": list(SPECS[net].inputs), "outputs": list(SPECS[net].outputs)})
             log(f"liveportrait: wrote {pt} (TorchScript, CPU flavour)")
             written.append(pt)

@@ -6,7 +6,7 @@ import signal
 import sys
 import time
 
-from facefront import repository
+from facefront import precision, repository
 
 from .server import Server, ServerError, exported_families, exported_services
 
@@ -35,6 +35,10 @@ def main(argv=None) -> int:
             takes += [n for n, _ in fam.options]
             streams = " (streams its progress)" if fam.decoupled else ""
             print(f"{name:14s} {state}; takes IMAGE{''.join(', ' + t for t in takes)}{streams}")
+            for leaf in repository.members(fam.ensemble):
+                how = precision.describe(repository.stage_parameters(leaf))
+                if how:
+                    print(f"{'':14s} {leaf}: {how}")
         svc_ready, svc_skipped = exported_services()
         for m in svc_ready:
             print(f"{m:14s} ready (service)")

@@ -3,12 +3,16 @@
 The GPU flavour of the same model folder is a TensorRT plan (config.pbtxt); this stage is what
 `configs/cpu.pbtxt` selects. The artefact is checked against its manifest before it is loaded, so a stale or
 corrupt export fails the model load with a clear message instead of serving wrong numbers.
+
+onnxruntime runs fp32 here: it has no bf16 CPU kernels for convolutions on x86, so a config's `precision: bf16` is
+refused (use facefront.serving.torch_stage:LeafStage, which runs bf16 in PyTorch) and `auto` stays fp32.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from facefront import artifact
+from facefront.precision import decide
 from facefront.serving.stage import InputError, Stage
 from facefront.sessions import session_from_parameters
 
@@ -17,6 +21,16 @@ class OnnxStage(Stage):
     ARTIFACT = "model.onnx"
 
     def setup(self):
+        try:
+            requested = decide(self.params.get("precision"))
+        except ValueError as e:
+            raise RuntimeError(f"{self.name}: {e}") from None
+        if requested.precision == "bf16" and requested.requested == "bf16":
+            raise RuntimeError(f"{self.name}: precision bf16 needs stage facefront.serving.torch_stage:LeafStage and "
+                               f"model.pt (onnxruntime has no bf16 CPU kernels)")
+        if "precision" in self.params:
+            print(f"[{self.name}] onnxruntime, precision fp32 ({requested.reason}; onnxruntime has no bf16 CPU "
+                  f"kernels)", flush=True)
         try:
             self.manifest = artifact.verify(self.version_dir, self.ARTIFACT)
         except artifact.ArtifactError as e:

@@ -1,0 +1,441 @@
+"""fp32 vs bf16 on this CPU, in ONE run: per network, per runtime, per precision -> time and fidelity; the
+LivePortrait chain built from the served leaves' artefacts; and the served LivePortrait frame with every leaf in
+fp32 (FACEFRONT_PRECISION=fp32) against the repository's configs (`precision: auto`).
+
+Rows (batch 1, --threads intra-op threads, best of --frames after one warm-up; the modes of one network are timed
+round-robin so that load from other processes on a shared machine hits them alike):
+* networks: LivePortrait's leaves from their repository artefacts (onnxruntime on model.onnx, PyTorch on the
+  TorchScript model.pt in fp32, and in bf16 = autocast + channels-last weights, as facefront.serving.torch_stage runs
+  it), then the in-process reference of every family that declares one (scaleway, FFWM: uint8 crop in and out).
+  Fidelity: rel-L2 of every output against PyTorch fp32, PSNR of the image outputs.
+* chain: crop -> F, M -> keypoints + stitching -> G's input -> G on one photo, fp32 (the leaves' fp32 backends) vs
+  the bf16 leaves of --bf16 (default: those the configs run in bf16), PSNR of the final image.
+* attribution: the chain's image PSNR with one leaf at a time in bf16 (which leaves keep the bound).
+* served: the real tritonserver on the repository, once with FACEFRONT_PRECISION=fp32, once as configured.
+Writes DIR/precision.json and DIR/precision.md (and, with --results, bench/results/cpu_precision_<cpu>.json).
+
+examples:
+  python -m bench precision --out out/precision                    # ~10 minutes on 2 quiet cores
+  python -m bench precision --out out/precision --no-serve --frames 1
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from facefront.precision import BF16_FLAGS, ENV, cpu_flags, decide
+from facefront.repository import MODEL_REPOSITORY as REPOSITORY
+from facefront.repository import REPO_ROOT
+
+PHOTOS = ("obama2.jpg", "obama.jpg", "biden.jpg")
+PSNR_MIN = 38.0   # issue 16: bf16 must stay within this of fp32 on the output image
+
+
+def add_arguments(p):
+    p.add_argument("--out", type=Path, required=True, help="folder for precision.json and precision.md")
+    p.add_argument("--frames", type=int, default=2, help="timed calls per mode (after one warm-up; default 2)")
+    p.add_argument("--threads", type=int, default=2, help="intra-op threads (default 2)")
+    p.add_argument("--bf16", default="",
+                   help="LivePortrait leaves run in bf16 in the chain, e.g. F,W,G (default: the leaves whose config's "
+                        "precision resolves to bf16 on a CPU with bf16 hardware, i.e. what is served)")
+    p.add_argument("--skip", default="", help="comma list of sections to skip: networks,families,chain,attribution,served")
+    p.add_argument("--no-serve", action="store_true", help="skip the served rows (= --skip served)")
+    p.add_argument("--results", action="store_true",
+                   help="also write bench/results/cpu_precision_<cpu flags>.json (the run quoted in docs/precision.md)")
+
+
+def psnr(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:
+    """PSNR in dB of `a` against `b` (inf when equal)."""
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(peak * peak / mse)
+
+
+def rel_l2(a: np.ndarray, b: np.ndarray) -> float:
+    """|a - b| / |b| (Frobenius)."""
+    d = np.linalg.norm(np.asarray(b, np.float64))
+    return float(np.linalg.norm(np.asarray(a, np.float64) - b) / d) if d else float(np.abs(a).max())
+
+
+CPU_TIMES: dict[str, dict[str, float]] = {}   # section -> {mode: best CPU seconds}, filled by round_robin
+
+
+def round_robin(fns: dict, frames: int, section: str = "") -> tuple[dict[str, float], dict]:
+    """{mode: best wall seconds}, {mode: last output}: one warm-up each, then `frames` rounds calling every mode
+    once. The best CPU seconds of this process (all its threads) go to CPU_TIMES[section]: on a machine whose cores
+    other processes share, CPU time measures the work of a mode where wall time mostly measures the queue."""
+    outs = {k: f() for k, f in fns.items()}
+    best = {k: float("inf") for k in fns}
+    cpu = {k: float("inf") for k in fns}
+    for _ in range(frames):
+        for k, f in fns.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            outs[k] = f()
+            best[k] = min(best[k], time.perf_counter() - t0)
+            cpu[k] = min(cpu[k], time.process_time() - c0)
+    CPU_TIMES[section] = cpu
+    return best, outs
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """user + system CPU seconds of process `pid` and all its descendants (Linux /proc): the server's work, all
+    python-backend stubs included."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                f = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(d.name)] = (int(f[1]), (int(f[11]) + int(f[12])) / tick)   # ppid, utime + stime
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        total += stats.get(p, (0, 0.0))[1]
+        todo += [c for c, (pp, _) in stats.items() if pp == p]
+    return total
+
+
+def _load_pt(path: Path, precision: str):
+    import torch
+
+    from facefront.serving.torch_stage import to_channels_last
+    m = torch.jit.load(str(path), map_location="cpu").eval()
+    if precision == "bf16":
+        to_channels_last(m)
+    return m
+
+
+def _torch_fn(module, args: list[np.ndarray], precision: str):
+    import torch
+    t = [torch.from_numpy(np.ascontiguousarray(a)) for a in args]
+
+    def fn():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            out = module(*t)
+        out = [out] if isinstance(out, torch.Tensor) else list(out)
+        return [o.float().numpy() for o in out]
+    return fn
+
+
+def liveportrait_leaves(frames: int, threads: int) -> dict:
+    """{net: {"time_s": {mode: s}, "rel_l2": {mode: [per output]}, "psnr_db": {...} (G)}} from the artefacts."""
+    from export.liveportrait import LEAVES
+    from export.liveportrait.export_spec import example_inputs
+    from facefront.sessions import onnx_session
+    res = {}
+    for net, folder in LEAVES.items():
+        d = REPOSITORY / folder / "1"
+        ex = example_inputs(net, batch=1)
+        fns = {}
+        if (d / "model.pt").is_file():
+            fns["torch fp32"] = _torch_fn(_load_pt(d / "model.pt", "fp32"), list(ex.values()), "fp32")
+            fns["torch bf16"] = _torch_fn(_load_pt(d / "model.pt", "bf16"), list(ex.values()), "bf16")
+        if (d / "model.onnx").is_file() and net != "W":   # W's model.onnx is the TensorRT graph (planar sampling)
+            s = onnx_session(d / "model.onnx", threads, spinning=False)
+            fns["onnxruntime fp32"] = lambda s=s, ex=ex: s.run(None, ex)
+        if not fns:
+            res[net] = {"skipped": f"no artefact in {d}; run `python -m export onnx liveportrait`"}
+            continue
+        times, outs = round_robin(fns, frames, net)
+        ref = outs["torch fp32"] if "torch fp32" in outs else outs["onnxruntime fp32"]
+        row = {"time_s": times, "cpu_s": CPU_TIMES[net],
+               "rel_l2": {k: [rel_l2(o, r) for o, r in zip(v, ref)] for k, v in outs.items()}}
+        if net == "G":
+            row["psnr_db"] = {k: psnr(np.clip(v[0], 0, 1), np.clip(ref[0], 0, 1)) for k, v in outs.items()}
+        res[net] = row
+        print(f"precision: {net}: {json.dumps(row)}", flush=True)
+        del fns, outs
+    return res
+
+
+def family_references(frames: int, threads: int) -> dict:
+    """Each family with an in-process reference (uint8 crop -> uint8 face): onnxruntime fp32, PyTorch fp32, bf16."""
+    import torch
+
+    from export.common.family import families
+    from facefront.serving.torch_stage import to_channels_last
+    from facefront.sessions import onnx_session
+    res = {}
+    for name, fam in families().items():
+        spec = fam.reference
+        if spec is None or not spec.onnx.is_file():
+            continue
+        x = np.random.default_rng(0).integers(0, 256, (1, spec.input_size, spec.input_size, 3), dtype=np.uint8)
+        m32 = spec.build().eval()
+        mbf = spec.build().eval()
+        to_channels_last(mbf)
+        s = onnx_session(spec.onnx, threads, spinning=False)
+        feed = {s.get_inputs()[0].name: x}
+        f32, fbf = _torch_fn(m32, [x], "fp32"), _torch_fn(mbf, [x], "bf16")
+        fns = {"onnxruntime fp32": lambda s=s, feed=feed: s.run(None, feed)[0],
+               "torch fp32": lambda f=f32: f()[0], "torch bf16": lambda f=fbf: f()[0]}
+        times, outs = round_robin(fns, frames, name)
+        res[name] = {"time_s": times, "cpu_s": CPU_TIMES[name],
+                     "psnr_db_vs_torch_fp32": {k: psnr(v, outs["torch fp32"], 255.0) for k, v in outs.items()},
+                     "max_abs_grey_levels": {k: int(np.abs(v.astype(int) - outs["torch fp32"].astype(int)).max())
+                                             for k, v in outs.items()}}
+        print(f"precision: {name}: {json.dumps(res[name])}", flush=True)
+        del m32, mbf, s, f32, fbf, fns
+        torch.set_num_threads(threads)
+    return res
+
+
+class _Leaf:
+    """One LivePortrait leaf in-process as the served stage runs it: PyTorch (model.pt, fp32 or bf16) or
+    onnxruntime (model.onnx)."""
+
+    def __init__(self, net: str, precision: str, threads: int):
+        from export.liveportrait import LEAVES
+        from export.liveportrait.export_spec import SPECS
+        from facefront.repository import stage_parameters
+        d = REPOSITORY / LEAVES[net] / "1"
+        params = stage_parameters(LEAVES[net])
+        backend = "torch" if precision == "bf16" else params.get("backend", "onnxruntime")
+        self.names, self.precision = SPECS[net].outputs, precision
+        if backend == "torch":
+            self.module, self.session = _load_pt(d / "model.pt", precision), None
+        else:
+            from facefront.sessions import onnx_session
+            self.module, self.session = None, onnx_session(d / "model.onnx", threads, spinning=False)
+            self.inputs = [i.name for i in self.session.get_inputs()]
+        self.backend = backend
+
+    def __call__(self, *args) -> dict[str, np.ndarray]:
+        if self.session is not None:
+            return dict(zip(self.names, self.session.run(None, dict(zip(self.inputs, args)))))
+        return dict(zip(self.names, _torch_fn(self.module, list(args), self.precision)()))
+
+
+def configured_bf16() -> set[str]:
+    """LivePortrait leaves whose CPU config resolves to bf16 on a CPU with bf16 hardware (environment ignored)."""
+    from export.liveportrait import LEAVES
+    from facefront.repository import stage_parameters
+    return {net for net, folder in LEAVES.items()
+            if decide(stage_parameters(folder).get("precision"), set(BF16_FLAGS), environ={}).precision == "bf16"}
+
+
+def liveportrait_chain(frames: int, threads: int, bf16: set[str]) -> dict:
+    """End-to-end in-process frame (crop -> uint8) in fp32 and with the `bf16` leaves in bf16, PSNR between them."""
+    from export.liveportrait.reference import Pipeline
+    from facefront import imaging
+    from facefront.data import photo
+    from facefront.liveportrait import kinematics as kin
+    from facefront.liveportrait.stages import crop_face, to_source, to_uint8
+    stitch = Pipeline()   # S only (~0.1 MFLOP, fp32 in both)
+    crop, _, _ = crop_face(imaging.decode(photo(PHOTOS[0]).read_bytes()))
+    src = to_source(crop)[None]
+    chains = {"fp32": {n: _Leaf(n, "fp32", threads) for n in "FMWG"},
+              "bf16": {n: _Leaf(n, "bf16" if n in bf16 else "fp32", threads) for n in "FMWG"}}
+
+    def frame(leaves):
+        def fn():
+            feature = leaves["F"](src)["feature_3d"]
+            info = kin.decode_motion(leaves["M"](src))
+            x_s = kin.source_keypoints(info)
+            x_d = kin.driving_keypoints(info, kin.target_pose(info.degrees))
+            x_d = kin.apply_stitching(x_d, stitch.stitch_delta(x_s, x_d)).astype(np.float32)
+            warped = leaves["W"](feature, x_s.astype(np.float32), x_d)["out"]
+            return leaves["G"](warped)["image"][0]
+        return fn
+
+    times, outs = round_robin({k: frame(v) for k, v in chains.items()}, frames, "chain")
+    img32, imgbf = outs["fp32"], outs["bf16"]
+    r = {"backends": {k: {n: f"{leaf.backend} {leaf.precision}" for n, leaf in v.items()} for k, v in chains.items()},
+         "time_s": times, "speedup": times["fp32"] / times["bf16"], "cpu_s": CPU_TIMES["chain"],
+         "speedup_cpu": CPU_TIMES["chain"]["fp32"] / CPU_TIMES["chain"]["bf16"],
+         "psnr_db_float": psnr(np.clip(imgbf, 0, 1), np.clip(img32, 0, 1)),
+         "psnr_db_uint8": psnr(to_uint8(imgbf), to_uint8(img32), 255.0), "rel_l2": rel_l2(imgbf, img32)}
+    print(f"precision: chain: {json.dumps(r)}", flush=True)
+    return r
+
+
+def leaf_attribution(threads: int) -> dict[str, float]:
+    """Image PSNR (dB) of the chain against fp32 with ONE leaf in bf16 (F, W or G), and with all three: which leaf
+    can run bf16 within PSNR_MIN. fp32 intermediates are computed once and reused."""
+    from export.liveportrait.reference import Pipeline
+    from facefront import imaging
+    from facefront.data import photo
+    from facefront.liveportrait import kinematics as kin
+    from facefront.liveportrait.stages import crop_face, to_source
+    crop, _, _ = crop_face(imaging.decode(photo(PHOTOS[0]).read_bytes()))
+    src = to_source(crop)[None]
+    fp32 = {n: _Leaf(n, "fp32", threads) for n in "FMWG"}
+    feature = fp32["F"](src)["feature_3d"]
+    info = kin.decode_motion(fp32["M"](src))
+    x_s = kin.source_keypoints(info).astype(np.float32)
+    x_d = kin.driving_keypoints(info, kin.target_pose(info.degrees))
+    x_d = kin.apply_stitching(x_d, Pipeline().stitch_delta(x_s, x_d)).astype(np.float32)
+    warped = fp32["W"](feature, x_s, x_d)["out"]
+    ref = np.clip(fp32["G"](warped)["image"][0], 0, 1)
+    low = {n: _Leaf(n, "bf16", threads) for n in "FWG"}
+
+    def image(f, w, g):
+        return np.clip(g(w(f(src)["feature_3d"], x_s, x_d)["out"])["image"][0], 0, 1)
+
+    warped_bf = low["W"](feature, x_s, x_d)["out"]
+    res = {"F": psnr(image(low["F"], fp32["W"], fp32["G"]), ref),
+           "W": psnr(np.clip(fp32["G"](warped_bf)["image"][0], 0, 1), ref),
+           "G": psnr(np.clip(low["G"](warped)["image"][0], 0, 1), ref),
+           "F,W,G": psnr(image(low["F"], low["W"], low["G"]), ref)}
+    print(f"precision: attribution: {json.dumps(res)}", flush=True)
+    return res
+
+
+def served(frames: int) -> dict:
+    """Whole requests on the real server, FACEFRONT_PRECISION=fp32 then the configs as written; output PSNR."""
+    from client import FrontalizeClient
+    from facefront.data import photo
+    from facefront.serving.server import Server, free_ports
+    res, images = {}, {}
+    old = os.environ.get(ENV)
+    try:
+        for mode, env in (("fp32", "fp32"), ("configured", None)):
+            if env is None:
+                os.environ.pop(ENV, None)
+            else:
+                os.environ[ENV] = env
+            http, grpc, metrics = free_ports(3)
+            log = REPO_ROOT / ".cache" / "triton" / f"precision-{mode}-server.log"
+            with Server(models=["liveportrait"], http_port=http, grpc_port=grpc, metrics_port=metrics,
+                        log_path=log) as srv, FrontalizeClient(srv.grpc_url, timeout=900) as c:
+                c.frontalize(photo(PHOTOS[-1]), model="liveportrait")    # warm-up (lazy first call)
+                cold, edit, cold_cpu, edit_cpu = [], [], [], []
+                for name in PHOTOS[:max(1, min(frames, len(PHOTOS) - 1))]:
+                    t0, c0 = time.perf_counter(), tree_cpu_seconds(srv.proc.pid)
+                    images[(mode, name)] = c.frontalize(photo(name), model="liveportrait")
+                    cold.append(time.perf_counter() - t0)
+                    cold_cpu.append(tree_cpu_seconds(srv.proc.pid) - c0)
+                for i in range(frames):
+                    t0, c0 = time.perf_counter(), tree_cpu_seconds(srv.proc.pid)
+                    c.frontalize(photo(PHOTOS[0]), model="liveportrait", yaw=5.0 * (i + 1))
+                    edit.append(time.perf_counter() - t0)
+                    edit_cpu.append(tree_cpu_seconds(srv.proc.pid) - c0)
+            lines = [ln for ln in log.read_text(errors="replace").splitlines() if "precision" in ln and "] " in ln]
+            res[mode] = {"cold_s": cold, "edit_s": edit, "cold_cpu_s": cold_cpu, "edit_cpu_s": edit_cpu,
+                         "log": lines[-8:]}
+            print(f"precision: served {mode}: {json.dumps(res[mode])}", flush=True)
+    finally:
+        if old is None:
+            os.environ.pop(ENV, None)
+        else:
+            os.environ[ENV] = old
+    names = sorted({n for _, n in images})
+    res["psnr_db_uint8"] = {n: psnr(images[("configured", n)], images[("fp32", n)], 255.0) for n in names}
+    res["speedup_cold"] = min(res["fp32"]["cold_s"]) / min(res["configured"]["cold_s"])
+    res["speedup_edit"] = min(res["fp32"]["edit_s"]) / min(res["configured"]["edit_s"])
+    res["speedup_cold_cpu"] = min(res["fp32"]["cold_cpu_s"]) / min(res["configured"]["cold_cpu_s"])
+    res["speedup_edit_cpu"] = min(res["fp32"]["edit_cpu_s"]) / min(res["configured"]["edit_cpu_s"])
+    return res
+
+
+def _f(x, fmt="{:.3f}"):
+    return "-" if x is None else fmt.format(x)
+
+
+def markdown(r: dict) -> str:
+    lines = [f"# fp32 vs bf16 on {r['machine']['cpu']} ({r['threads']} threads, bf16 flags: "
+             f"{', '.join(r['machine']['bf16_flags']) or 'none'}), best of {r['frames']}, {r['date']}", "",
+             f"`{r['command']}`; {r['note']}", ""]
+    if r.get("networks") or r.get("families"):
+        lines += ["| network | runtime + precision | wall s / call | CPU s / call | speed vs fastest fp32 (wall / CPU) "
+                  "| fidelity vs PyTorch fp32 |", "|---|---|---:|---:|---:|---|"]
+        for net, row in {**r.get("networks", {}), **r.get("families", {})}.items():
+            if "skipped" in row:
+                lines.append(f"| {net} | skipped: {row['skipped']} | | | | |")
+                continue
+            fp32 = min(v for k, v in row["time_s"].items() if "fp32" in k)
+            fp32_cpu = min(v for k, v in row["cpu_s"].items() if "fp32" in k)
+            for mode, t in row["time_s"].items():
+                if "rel_l2" in row:
+                    fid = "rel-L2 " + ", ".join(f"{x:.1e}" for x in row["rel_l2"][mode])
+                    if "psnr_db" in row:
+                        fid += f"; PSNR {row['psnr_db'][mode]:.1f} dB"
+                else:
+                    fid = (f"PSNR {row['psnr_db_vs_torch_fp32'][mode]:.1f} dB, max "
+                           f"{row['max_abs_grey_levels'][mode]} grey levels")
+                c = row["cpu_s"][mode]
+                lines.append(f"| {net} | {mode} | {t:.3f} | {c:.3f} | {fp32 / t:.2f}x / {fp32_cpu / c:.2f}x | {fid} |")
+    if "chain" in r:
+        c = r["chain"]
+        lines += ["", f"LivePortrait chain in-process (crop -> uint8, {PHOTOS[0]}): fp32 {c['time_s']['fp32']:.2f} s, "
+                  f"bf16 ({', '.join(f'{k} {v}' for k, v in c['backends']['bf16'].items())}) "
+                  f"{c['time_s']['bf16']:.2f} s: **{c['speedup']:.2f}x** (CPU seconds: {c['cpu_s']['fp32']:.1f} vs "
+                  f"{c['cpu_s']['bf16']:.1f}, {c['speedup_cpu']:.2f}x), image PSNR {c['psnr_db_float']:.1f} dB "
+                  f"(uint8 {c['psnr_db_uint8']:.1f} dB), rel-L2 {c['rel_l2']:.1e}"]
+    if "attribution_psnr_db" in r:
+        lines += ["", "LivePortrait image PSNR vs fp32 with only these leaves in bf16 (the rest fp32): "
+                  + ", ".join(f"{k} {v:.1f} dB" for k, v in r["attribution_psnr_db"].items())
+                  + f" (bound: {PSNR_MIN:.0f} dB)"]
+    if "served" in r:
+        s = r["served"]
+        lines += ["", f"served LivePortrait frame (real tritonserver, 1 client): fp32 (`{ENV}=fp32`) "
+                  f"{min(s['fp32']['cold_s']):.2f} s, as configured {min(s['configured']['cold_s']):.2f} s: "
+                  f"**{s['speedup_cold']:.2f}x** (cold photo); repeated edit (F, M cached) "
+                  f"{min(s['fp32']['edit_s']):.2f} s vs {min(s['configured']['edit_s']):.2f} s: "
+                  f"**{s['speedup_edit']:.2f}x**; server CPU seconds per request (all stages): cold "
+                  f"{min(s['fp32']['cold_cpu_s']):.1f} vs {min(s['configured']['cold_cpu_s']):.1f} "
+                  f"({s['speedup_cold_cpu']:.2f}x), edit {min(s['fp32']['edit_cpu_s']):.1f} vs "
+                  f"{min(s['configured']['edit_cpu_s']):.1f} ({s['speedup_edit_cpu']:.2f}x); output PSNR vs fp32 served: "
+                  + ", ".join(f"{k} {v:.1f} dB" for k, v in s["psnr_db_uint8"].items())]
+    return "\n".join(lines) + "\n"
+
+
+def run(args) -> int:
+    import torch
+    torch.set_num_threads(args.threads)
+    torch._C._jit_set_profiling_executor(False)   # as facefront.serving.torch_stage: the served leaves run so
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    skip = set(filter(None, args.skip.split(","))) | ({"served"} if args.no_serve else set())
+    flags = cpu_flags()
+    info = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []
+    cpu = next((ln.split(":", 1)[1].strip() for ln in info if ln.startswith("model name")), platform.processor())
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    r = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+         "command": "python -m bench precision " + " ".join(a for i, a in enumerate(sys.argv[1:])
+                                                          if not (i == 0 and a == "precision")),
+         "machine": {"cpu": cpu, "cores": os.cpu_count(), "bf16_flags": [f for f in BF16_FLAGS if f in flags],
+                     "auto_decision": str(decide("auto")), "load_avg_at_start": load,
+                     "torch": torch.__version__},
+         "threads": args.threads, "frames": args.frames,
+         "note": ("shared machine: other processes used the same cores during the run (load average at start "
+                  f"{', '.join(f'{x:.1f}' for x in load) if load else '?'}), so absolute times are inflated and "
+                  "only ratios within this run compare; synthetic weights (as exported)")}
+    if not r["machine"]["bf16_flags"]:
+        print(f"precision: this CPU has neither {' nor '.join(BF16_FLAGS)}: bf16 rows are emulated (slow); "
+              "`auto` keeps fp32 here", flush=True)
+    if "networks" not in skip:
+        r["networks"] = liveportrait_leaves(args.frames, args.threads)
+    if "families" not in skip:
+        r["families"] = family_references(args.frames, args.threads)
+    if "chain" not in skip:
+        r["chain"] = liveportrait_chain(args.frames, args.threads, set(filter(None, args.bf16.split(",")))
+                                        or configured_bf16())
+    if "attribution" not in skip:
+        r["attribution_psnr_db"] = leaf_attribution(args.threads)
+    if "served" not in skip:
+        r["served"] = served(args.frames)
+    args.out.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(r, indent=1, default=str) + "\n"
+    (args.out / "precision.json").write_text(text)
+    (args.out / "precision.md").write_text(markdown(r))
+    if args.results:
+        tag = "_".join(r["machine"]["bf16_flags"]) or "fp32only"
+        (REPO_ROOT / "bench" / "results" / f"cpu_precision_{tag}.json").write_text(text)
+    print(markdown(r))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bench import standalone
+    return standalone("bench.precision", argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
