@@ -5,6 +5,7 @@
   python -m bench demo --out out/demo                                              the `make demo` run
   python -m bench report --out report                                              the comparison report
   python -m bench lpspeed --out out/lpspeed                                         LivePortrait CPU: eager vs leaves vs served
+  python -m bench readme [--check]                                                  README tables from bench/results
   python -m bench precision --out out/precision --frames 1 --results           CPU fp32 vs bf16 per network, served
   python -m bench fsrtspeed --out out/fsrtspeed --sizes 128                         FSRT CPU: served vs eager, cold vs edit
   python -m bench frontend --out bench/results/frontend_cpu.json                    face front end vs MediaPipe, quiet/busy
@@ -31,6 +32,7 @@ COMMANDS = {
     "frontend": "bench.frontend",
     "fsrtspeed": "bench.fsrtspeed",
     "precision": "bench.precision",
+    "readme": "bench.readme",
 }
 
 
