@@ -4,6 +4,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import io
 import struct
+import time
 import zlib
 
 import numpy as np
@@ -89,7 +90,14 @@ def test_dynamic_batching_under_concurrent_requests(triton_server, face_bytes):
     with cf.ThreadPoolExecutor(12) as ex:
         outs = list(ex.map(one, range(n)))
     assert all(np.array_equal(o, outs[0]) for o in outs)
-    stats1 = _stats(triton_server, "scaleway_generator")
+    # Triton records a leaf's statistics after its execute() returns, which can be just after the ensemble has
+    # answered the client: wait (briefly) for the last batch to be counted
+    deadline = time.monotonic() + 10
+    while True:
+        stats1 = _stats(triton_server, "scaleway_generator")
+        if stats1["inference_count"] - stats0["inference_count"] >= n or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     inferences = stats1["inference_count"] - stats0["inference_count"]
     executions = stats1["execution_count"] - stats0["execution_count"]
     assert inferences == n
