@@ -17,6 +17,7 @@ import torch
 from facefront.artifact import sha256_file
 
 from ..common.download import WeightsError
+from ..common.state_dict import match
 from .network import FlowEstimator, WarpGenerator
 
 FILES = {"flowNetF": "latest_net_flowNetF.pth", "netG": "latest_net_netG.pth"}
@@ -35,11 +36,6 @@ def _expected(net: str) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
     return {k: (tuple(t.shape), t.dtype) for k, t in _ARCH[net]().state_dict().items()}
 
 
-def _few(keys) -> str:
-    keys = sorted(keys)
-    return ", ".join(keys[:3]) + (f" (+{len(keys) - 3} more)" if len(keys) > 3 else "")
-
-
 def load_file(path: Path, net: str) -> dict[str, torch.Tensor]:
     """One checkpoint as a plain {key: tensor} dict, checked against network `net`; WeightsError otherwise."""
     path = Path(path)
@@ -56,23 +52,8 @@ def load_file(path: Path, net: str) -> dict[str, torch.Tensor]:
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         kind = type(sd).__name__ if not isinstance(sd, dict) else "a dict with non-tensor values"
         raise WeightsError(f"{path}: expected a plain state_dict of tensors, got {kind}")
-    sd = dict(sd)  # drops _metadata, as upstream's loader does; spectral_norm keys then load as the current format
-    want = _expected(net)
-    missing, unexpected = want.keys() - sd.keys(), sd.keys() - want.keys()
-    if missing or unexpected:
-        parts = ([f"{len(missing)} missing: {_few(missing)}"] if missing else []) + \
-                ([f"{len(unexpected)} unexpected: {_few(unexpected)}"] if unexpected else [])
-        raise WeightsError(f"{path}: keys do not match FFWM {net} ({'; '.join(parts)})")
-    for k, (shape, dtype) in want.items():
-        if tuple(sd[k].shape) != shape:
-            raise WeightsError(f"{path}: {k} has shape {tuple(sd[k].shape)}, FFWM {net} needs {shape}")
-        if sd[k].dtype != dtype:
-            if not (sd[k].is_floating_point() and dtype.is_floating_point):
-                raise WeightsError(f"{path}: {k} has dtype {sd[k].dtype}, FFWM {net} needs {dtype}")
-            sd[k] = sd[k].to(dtype)  # e.g. a half-precision copy
-        if sd[k].is_floating_point() and not torch.isfinite(sd[k]).all():
-            raise WeightsError(f"{path}: {k} contains NaN or Inf")
-    return sd
+    # dict() drops _metadata, as upstream's loader does; spectral_norm keys then load as the current format
+    return match(sd, _expected(net), str(path), f"FFWM {net}")
 
 
 def load_state_dicts(weights_dir: Path) -> dict[str, dict[str, torch.Tensor]]:

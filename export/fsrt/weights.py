@@ -27,6 +27,7 @@ from torch import nn
 from facefront.artifact import sha256_file
 
 from ..common.download import WeightsError
+from ..common.state_dict import match
 
 KP_FILE, MODEL_FILE = "kp_detector.pt", "vox256.pt"
 FILES = {"kp_detector": KP_FILE, "expression_encoder": MODEL_FILE, "encoder": MODEL_FILE, "decoder": MODEL_FILE}
@@ -50,11 +51,6 @@ def expected(net: str) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
     with torch.device("meta"):  # shapes only: no 60 M parameters allocated
         module = constructors()[net]()
     return {k: (tuple(t.shape), t.dtype) for k, t in module.state_dict().items()}
-
-
-def _few(keys) -> str:
-    keys = sorted(keys)
-    return ", ".join(keys[:3]) + (f" (+{len(keys) - 3} more)" if len(keys) > 3 else "")
 
 
 def _numpy_safe_globals() -> list:
@@ -83,24 +79,7 @@ def check_state_dict(sd, net: str, where: str) -> dict[str, torch.Tensor]:
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         kind = type(sd).__name__ if not isinstance(sd, dict) else "a dict with non-tensor values"
         raise WeightsError(f"{where}: expected a state_dict of tensors for FSRT {net}, got {kind}")
-    sd = dict(sd)  # drops _metadata
-    want = expected(net)
-    missing, unexpected = want.keys() - sd.keys(), sd.keys() - want.keys()
-    if missing or unexpected:
-        parts = ([f"{len(missing)} missing: {_few(missing)}"] if missing else []) + \
-                ([f"{len(unexpected)} unexpected: {_few(unexpected)}"] if unexpected else [])
-        raise WeightsError(f"{where}: keys do not match FSRT {net} ({'; '.join(parts)})")
-    for k, (shape, dtype) in want.items():
-        t = sd[k]
-        if tuple(t.shape) != shape:
-            raise WeightsError(f"{where}: {k} has shape {tuple(t.shape)}, FSRT {net} needs {shape}")
-        if t.dtype != dtype:
-            if not (t.is_floating_point() and dtype.is_floating_point):
-                raise WeightsError(f"{where}: {k} has dtype {t.dtype}, FSRT {net} needs {dtype}")
-            sd[k] = t.to(dtype)  # e.g. a half-precision copy
-        if sd[k].is_floating_point() and not torch.isfinite(sd[k]).all():
-            raise WeightsError(f"{where}: {k} contains NaN or Inf")
-    return sd
+    return match(sd, expected(net), where, f"FSRT {net}")
 
 
 def resolve(weights: Path) -> Path:
