@@ -69,3 +69,31 @@ def test_translator_names_what_it_cannot_do():
     sparse = FaceModel("x", "modules/face_detection/face_detection_full_range_sparse.tflite", {}, 192)
     with pytest.raises(UnsupportedModel, match="DENSIFY|sparse"):
         convert(_tflite_bytes(sparse))
+
+
+def test_search_levels_stop_at_the_smallest_face_asked_for(monkeypatch):
+    from facefront.face.analysis import MIN_FACE_ENV, FaceAnalyzer
+    levels = lambda mf: [len(level) for level in FaceAnalyzer.windows(1280, 1920, mf)]
+    assert levels(0.07) == [1, 6]                     # default: whole photo + half-side tiles
+    assert levels(0.035) == [1, 6, 28]                # + quarter-side tiles (crowds)
+    assert levels(0.5) == [1]
+    assert [len(v) for v in FaceAnalyzer.windows(300, 400, 0.01)] == [1]   # small photo: the whole image only
+    monkeypatch.setenv(MIN_FACE_ENV, "0.035")
+    assert FaceAnalyzer(networks=object()).min_face == 0.035
+    with pytest.raises(ValueError, match="fraction of the photo's long side"):
+        FaceAnalyzer(networks=object(), min_face=0)
+
+
+def test_a_small_face_is_found_only_when_asked_for():
+    """obama at 35 % in a 1920-px canvas: an 87-px face, 4.5 % of the long side, below the default's 7 %."""
+    import cv2
+
+    from facefront.face.analysis import FaceAnalyzer
+    img = load_rgb("obama.jpg")
+    small = cv2.resize(img, None, fx=0.35, fy=0.35, interpolation=cv2.INTER_AREA)
+    canvas = np.full((1920, 1920, 3), 120, np.uint8)
+    canvas[800:800 + small.shape[0], 700:700 + small.shape[1]] = small
+    with pytest.raises(NoFaceError):
+        FaceAnalyzer().analyze(canvas)
+    faces = FaceAnalyzer(min_face=0.035).analyze(canvas)
+    assert len(faces) == 1 and 700 < faces[0].box[0] < 700 + small.shape[1]

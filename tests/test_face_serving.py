@@ -1,5 +1,7 @@
-"""face_analyze on the real CPU tritonserver: BLS to the face_detector / face_landmarks leaves, against the
-same analysis run in-process (facefront.face.analyze on the same decoded pixels)."""
+"""face_analyze on the real CPU tritonserver (its CPU config runs the two networks in the stage, `face_networks:
+in_process`), against the same analysis run in-process (facefront.face.analyze on the same decoded pixels) and
+against the same analysis with the networks answered by the served face_detector / face_landmarks leaves (what
+`face_networks: leaves`, the GPU flavour's setting, computes)."""
 from __future__ import annotations
 
 import io
@@ -106,3 +108,38 @@ def test_leaves_are_served_with_the_configured_interface(grpc):
     inp.set_data_from_numpy(x)
     r = grpc.infer("face_detector", [inp])
     assert r.as_numpy("regressors").shape == (2, 896, 16) and r.as_numpy("scores").shape == (2, 896, 1)
+
+
+class _LeavesOverGrpc:
+    """`TritonNetworks` over gRPC: the served face_detector / face_landmarks leaves, in chunks of their max batch."""
+
+    def __init__(self, client, max_batch: int = 8):
+        self.client, self.max_batch = client, max_batch
+
+    def _infer(self, model, outputs, x):
+        parts = []
+        for a in range(0, len(x), self.max_batch):
+            chunk = np.ascontiguousarray(x[a:a + self.max_batch], np.float32)
+            inp = grpcclient.InferInput("input", list(chunk.shape), "FP32")
+            inp.set_data_from_numpy(chunk)
+            r = self.client.infer(model, [inp])
+            parts.append([r.as_numpy(n) for n in outputs])
+        return [np.concatenate([p[i] for p in parts]) for i in range(len(outputs))]
+
+    def detector(self, x):
+        return tuple(self._infer("face_detector", ["regressors", "scores"], x))
+
+    def landmarks(self, x):
+        return tuple(self._infer("face_landmarks", ["landmarks", "presence"], x))
+
+
+@pytest.mark.parametrize("name", ["obama.jpg", "faceapi_sample1.jpg"])
+def test_in_process_networks_answer_as_the_leaves(grpc, name):
+    from facefront import repository
+    from facefront.face.analysis import FaceAnalyzer
+    from facefront.face.bls_stage import faces_to_outputs
+    assert repository.stage_parameters("face_analyze")["face_networks"] == "in_process"   # what this server runs
+    data = photo(name).read_bytes()
+    leaves = FaceAnalyzer(networks=_LeavesOverGrpc(grpc)).analyze(imaging.decode(data))
+    ref = {k: v.astype(np.float64) for k, v in faces_to_outputs(leaves).items()}
+    assert_same(infer(grpc, data, all_faces=True), ref)

@@ -40,6 +40,13 @@ def export(repository: Path, weights: Path | None = None, log=print) -> list[Pat
                        weights_sha256=tflite_sha, opset=OPSET,
                        extra={"translator": "facefront.face.tflite_onnx", "max_batch": MAX_BATCH,
                               "input_size": spec.input_size})
-        log(f"face: wrote {out} (from {spec.tflite}, sha256 {tflite_sha[:12]})")
-        written.append(out)
+        # the TFLite file itself, for the CPU leaf's LiteRT runtime (written after the ONNX entry, which keeps it)
+        lite = out.with_name("model.tflite")
+        tmp = lite.with_name(f"model.tflite.{os.getpid()}.tmp")
+        shutil.copyfile(models.tflite_path(name), tmp)
+        tmp.replace(lite)
+        artifact.write(lite, model="face", network=name, weights=f"{models.MEDIAPIPE_SPEC}:{spec.tflite}",
+                       weights_sha256=tflite_sha, extra={"runtime": "litert", "input_size": spec.input_size})
+        log(f"face: wrote {out} and {lite.name} (from {spec.tflite}, sha256 {tflite_sha[:12]})")
+        written.extend([out, lite])
     return written

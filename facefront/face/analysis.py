@@ -1,4 +1,8 @@
-"""Face detection (BlazeFace short-range) and 468 dense 3-D landmarks (FaceMesh), numpy + onnxruntime.
+"""Face detection (BlazeFace short-range) and 468 dense 3-D landmarks (FaceMesh), numpy + LiteRT or onnxruntime.
+
+The two networks run on LiteRT's interpreter (XNNPACK, MediaPipe's own TFLite files) when ``ai-edge-litert``
+imports, else on onnxruntime (the ONNX translation, which is also what TensorRT builds on the GPU flavour):
+``FaceAnalyzer(runtime=...)``, or ``FACEFRONT_FACE_RUNTIME=litert|onnxruntime`` for the default analyser.
 
 The pre/post-processing follows the facts of MediaPipe's face-mesh graph (letterboxed 128x128 detector
 input in [-1, 1]; 896 SSD anchors; score = sigmoid; weighted non-maximum suppression; a square region of
@@ -10,13 +14,17 @@ are also searched on overlapping tiles (coarse to fine); a face found at a coars
 """
 from __future__ import annotations
 
+import logging
+import os
 import threading
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
-from facefront.face.models import DETECTOR, LANDMARKS, onnx_path
+from facefront.face.models import DETECTOR, LANDMARKS, onnx_path, tflite_path
+
+log = logging.getLogger(__name__)
 
 DET_SIZE = DETECTOR.input_size      # 128
 LMK_SIZE = LANDMARKS.input_size     # 192
@@ -24,6 +32,14 @@ MIN_SCORE = 0.5
 NMS_IOU = 0.3
 ROI_SCALE = 1.5
 MIN_PRESENCE = 0.5
+# The short-range detector finds faces down to about this fraction of its window's side; the tile levels stop at
+# the smallest face searched for, MIN_FACE of the photo's long side by default (FACEFRONT_MIN_FACE or the analyser's
+# min_face to change it). 0.07: two levels (the whole photo, tiles of half its side), faces down to ~7.5 % of the long
+# side (144 px in a 1920-px photo) -- every face of the offline group photos; 0.035 adds tiles of a quarter (crowds,
+# ~3x the detector calls: `python -m bench frontend --conditions group`).
+DET_MIN_FACE = 0.15
+MIN_FACE = 0.07
+MIN_FACE_ENV = "FACEFRONT_MIN_FACE"
 
 
 class NoFaceError(ValueError):
@@ -116,18 +132,68 @@ class OrtNetworks:
         reg, sc = self.det.run(["regressors", "scores"], {"input": x})
         return reg, sc
 
+    runtime = "onnxruntime"
+
     def landmarks(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Nx192x192x3 float32 in [0, 1] -> (landmarks Nx1x1x1404, presence Nx1x1x1 logit)."""
         raw, presence = self.lmk.run(["landmarks", "presence"], {"input": x})
         return raw, presence
 
 
-class FaceAnalyzer:
-    """The whole pipeline (``analyze``) around two networks: ``networks`` is an ``OrtNetworks`` by default.
-    The pieces are public static methods so they can be tested and reused one by one."""
+class LiteRTNetworks(OrtNetworks):
+    """The same two networks from MediaPipe's own TFLite files (``models.tflite_path``) on LiteRT's interpreter
+    (XNNPACK, 1 thread): what MediaPipe itself runs. Same inputs and outputs as ``OrtNetworks``; measured 3x faster
+    than onnxruntime for the landmark network, and it keeps its speed when the cores are busy (`python -m bench
+    frontend`). Raises ImportError when ``ai-edge-litert`` is not installed (``make_networks`` falls back)."""
 
-    def __init__(self, providers: list[str] | None = None, threads: int | None = None, networks=None):
-        self.networks = networks if networks is not None else OrtNetworks(providers, threads)
+    THREADS = 1
+    runtime = "litert"
+
+    def __init__(self, threads: int | None = None):
+        from facefront.sessions import litert_session
+        threads = self.THREADS if threads is None else threads
+        self.det = litert_session(tflite_path("face_detector"), threads, DETECTOR.outputs)
+        self.lmk = litert_session(tflite_path("face_landmarks"), threads, LANDMARKS.outputs)
+
+
+RUNTIMES = ("litert", "onnxruntime")
+RUNTIME_ENV = "FACEFRONT_FACE_RUNTIME"
+
+
+def requested_runtime(runtime: str | None = None) -> str:
+    """``runtime``, else $FACEFRONT_FACE_RUNTIME, else "litert"; "auto" means "litert" (with its fallback)."""
+    r = (runtime or os.environ.get(RUNTIME_ENV) or "litert").strip().lower()
+    r = "litert" if r == "auto" else r
+    if r not in RUNTIMES:
+        raise ValueError(f"face runtime must be one of {', '.join(RUNTIMES)} (or auto), got {r!r}")
+    return r
+
+
+def make_networks(runtime: str | None = None, providers: list[str] | None = None, threads: int | None = None):
+    """The two networks on ``runtime`` (see ``requested_runtime``). "litert" falls back to onnxruntime, with a
+    logged warning, when LiteRT does not import; onnxruntime ``providers`` (e.g. CUDA) mean onnxruntime."""
+    runtime = requested_runtime(runtime)
+    if runtime == "litert" and providers is None:
+        from facefront.sessions import litert_import_error
+        why = litert_import_error()
+        if why is None:
+            return LiteRTNetworks(threads)
+        log.warning("face analysis: LiteRT is not available (%s); running the networks on onnxruntime", why)
+    return OrtNetworks(providers, threads)
+
+
+class FaceAnalyzer:
+    """The whole pipeline (``analyze``) around two networks: ``make_networks(runtime)`` by default (LiteRT when it
+    imports, else onnxruntime). The pieces are public static methods so they can be tested and reused one by one."""
+
+    def __init__(self, providers: list[str] | None = None, threads: int | None = None, networks=None,
+                 runtime: str | None = None, min_face: float | None = None):
+        self.networks = networks if networks is not None else make_networks(runtime, providers, threads)
+        if min_face is None:
+            min_face = float(os.environ.get(MIN_FACE_ENV) or MIN_FACE)
+        if not 0.0 < min_face <= 1.0:
+            raise ValueError(f"min_face is a fraction of the photo's long side in (0, 1], got {min_face}")
+        self.min_face = min_face
 
     # ---- detection -------------------------------------------------------------------------------
     @staticmethod
@@ -162,14 +228,15 @@ class FaceAnalyzer:
         return boxes.reshape(-1, 4).astype(np.float32), kps.astype(np.float32), s[keep].astype(np.float32)
 
     @staticmethod
-    def windows(h: int, w: int) -> list[list[tuple[float, float, float]]]:
-        """Search levels: the whole (letterboxed) image, then overlapping tiles of 1/2 and 1/4 its long
-        side for photos large enough that a face may be too small for the 128-pixel input."""
+    def windows(h: int, w: int, min_face: float = MIN_FACE) -> list[list[tuple[float, float, float]]]:
+        """Search levels: the whole (letterboxed) image, then overlapping tiles of 1/2 (and 1/4, ...) its long
+        side for photos large enough that a face may be too small for the 128-pixel input, down to the level whose
+        smallest findable face (DET_MIN_FACE of its tile) is still at least `min_face` of the long side."""
         long_side = max(h, w)
         levels = [[((w - long_side) / 2, (h - long_side) / 2, float(long_side))]]
-        for div in (2, 4):
+        for div in (2, 4, 8):
             side = long_side / div
-            if side < 2 * DET_SIZE:
+            if side < 2 * DET_SIZE or DET_MIN_FACE / div < min_face * 0.999:
                 break
             step = side / 2
             xs = np.arange(0, max(w - side, 0) + step / 2, step)
@@ -182,7 +249,7 @@ class FaceAnalyzer:
         h, w = image.shape[:2]
         acc_b = np.zeros((0, 4), np.float32); acc_k = np.zeros((0, 6, 2), np.float32)
         acc_s = np.zeros(0, np.float32)
-        for level_i, wins in enumerate(self.windows(h, w)):
+        for level_i, wins in enumerate(self.windows(h, w, self.min_face)):
             x, mats = self.detector_inputs(image, wins)
             reg, sc = self.networks.detector(x)
             lb, lk, ls = [], [], []

@@ -1,8 +1,12 @@
 """Triton python model `face_analyze`: image bytes -> boxes, scores, 468 3-D landmarks and head pose per face.
 
-The pre/post-processing is `facefront.face.analysis.FaceAnalyzer` (the same code as in-process `analyze()`);
-only its two networks are swapped for `TritonNetworks`, which sends them as BLS requests to the `face_detector`
-and `face_landmarks` leaves (TensorRT plans on GPU, onnxruntime stages on CPU).
+The pre/post-processing is `facefront.face.analysis.FaceAnalyzer` (the same code as in-process `analyze()`). The
+config parameter `face_networks` says where its two networks run: `leaves` (the GPU flavour, and the default)
+swaps them for `TritonNetworks`, which sends them as BLS requests to the `face_detector` and `face_landmarks`
+leaves (TensorRT plans on GPU); `in_process` (the CPU flavour's configs/cpu.pbtxt) runs them inside this stage
+(`facefront.face.analysis.make_networks`: LiteRT/XNNPACK on MediaPipe's TFLite files, `face_runtime` or
+$FACEFRONT_FACE_RUNTIME choosing as for the leaves), which saves two python-stage round trips per request
+(measured: `python -m bench frontend --conditions served`). The leaves stay served either way.
 
 The model is not batched (`max_batch_size: 0`: the face count varies per image), so each request is answered on
 its own: IMAGE uint8 [nbytes] (the encoded file), optional ALL_FACES bool [1]. Largest face first; only the
@@ -72,10 +76,27 @@ class FaceAnalyzeStage(Stage):
     OPTIONAL = ("ALL_FACES",)
     OUTPUTS = ("BOXES", "SCORES", "LANDMARKS", "POSE")
 
+    FACE_NETWORKS = ("leaves", "in_process")
+
     def setup(self):
-        from facefront.face.analysis import FaceAnalyzer
-        members = [m.strip() for m in self.params.get("bls_models", "face_detector,face_landmarks").split(",")]
-        networks = TritonNetworks(*members, max_batch=int(self.params.get("leaf_max_batch", "8")))
+        """Settings: `face_networks` (leaves | in_process), `bls_models` and `leaf_max_batch` (leaves), `face_runtime`
+        (in_process: litert | onnxruntime; $FACEFRONT_FACE_RUNTIME overrides, as for the CPU leaves)."""
+        import os
+
+        from facefront.face.analysis import RUNTIME_ENV, FaceAnalyzer, make_networks
+        self.face_networks = self.params.get("face_networks", "leaves").strip() or "leaves"
+        if self.face_networks not in self.FACE_NETWORKS:
+            raise RuntimeError(f"{self.name}: parameter face_networks must be one of {', '.join(self.FACE_NETWORKS)}, "
+                               f"got {self.face_networks!r}")
+        if self.face_networks == "in_process":
+            try:
+                networks = make_networks(os.environ.get(RUNTIME_ENV) or self.params.get("face_runtime") or None)
+            except ValueError as e:
+                raise RuntimeError(f"{self.name}: {e}") from None
+            print(f"[{self.name}] face networks in-process on {networks.runtime}", flush=True)
+        else:
+            members = [m.strip() for m in self.params.get("bls_models", "face_detector,face_landmarks").split(",")]
+            networks = TritonNetworks(*members, max_batch=int(self.params.get("leaf_max_batch", "8")))
         self.analyzer = FaceAnalyzer(networks=networks)
 
     def check(self, name, value):

@@ -2,10 +2,11 @@
 
 The weights are MediaPipe 0.10.21's BlazeFace short-range detector and 468-point FaceMesh landmark model
 (Apache-2.0), shipped as TFLite inside the ``mediapipe`` wheel. They are translated to ONNX by
-``tflite_onnx`` (no TensorFlow) on first use and cached; mediapipe itself is never imported. When the
+``tflite_onnx`` (no TensorFlow) on first use and cached, the TFLite files themselves too (LiteRT runs them on
+CPU, ``facefront.sessions.litert_session``); mediapipe itself is never imported. When the
 wheel is not installed it is fetched with ``pip download --no-deps`` and only the two files are read.
 
-    python -m facefront.face.models [--out DIR]     # build both ONNX files now, print their paths
+    python -m facefront.face.models [--out DIR]     # build both ONNX files (and copy the TFLite files) now
 
 Cache: $FACEFRONT_FACE_MODELS, else ``<repo>/.cache/face_models``.
 """
@@ -82,12 +83,25 @@ def onnx_path(name: str, out: str | os.PathLike | None = None) -> Path:
     return dst
 
 
+def tflite_path(name: str, out: str | os.PathLike | None = None) -> Path:
+    """Path of MediaPipe's own TFLite file for ``name``, copied out of the wheel into the cache if missing."""
+    model = MODELS[name]
+    dst = Path(out) if out else cache_dir() / f"{name}.tflite"
+    if not dst.exists():
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(dst.name + f".{os.getpid()}.tmp")
+        tmp.write_bytes(_tflite_bytes(model))
+        tmp.replace(dst)
+    return dst
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="build the face detector and landmark ONNX files")
+    ap = argparse.ArgumentParser(description="build the face detector and landmark ONNX files, copy their TFLite files")
     ap.add_argument("--out", default=None, help="folder for <name>.onnx (default: the cache)")
     a = ap.parse_args(argv)
     for name in MODELS:
         print(onnx_path(name, Path(a.out) / f"{name}.onnx" if a.out else None))
+        print(tflite_path(name, Path(a.out) / f"{name}.tflite" if a.out else None))
     return 0
 
 

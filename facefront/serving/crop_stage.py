@@ -4,6 +4,12 @@ Decoding is `facefront.imaging.decode` (safe against bombs and truncated files).
 to crop: `crop` names a rule of `facefront.face.align` (e.g. "landmark_box"), `crop_size` the side in pixels, and
 optional `crop_scale` / `crop_shift` override the rule's defaults. With `crop: "center"` (or no face package) it
 takes a centre square, which suits already-cropped faces.
+
+A JPEG is first decoded at the smallest DCT scale that keeps 4 x crop_size pixels on its longer side (1/2 for a
+1 MP photo and a 128-pixel crop). That decode is kept when the face in it still has the pixels the crop and the
+landmark network take (the crop does not enlarge the face region, and the detector's box is at least the landmark
+network's 192-pixel input / 1.5); a smaller face, or none found, has the photo decoded again at up to 8 x crop_size,
+as before (so a "no face" error names the size it was searched at before this change).
 """
 from __future__ import annotations
 
@@ -14,15 +20,30 @@ from facefront import imaging
 from facefront.serving.stage import InputError, Stage
 
 
-def face_crop(rgb: np.ndarray, convention: str, size: int, scale: float | None = None,
-              shift: float | None = None) -> np.ndarray:
-    from facefront.face import NoFaceError, align, analyze
+def largest_face(rgb: np.ndarray):
+    from facefront.face import NoFaceError, analyze
     try:
-        faces = analyze(rgb, max_faces=1)
+        return analyze(rgb, max_faces=1)[0]
     except (NoFaceError, ValueError) as e:   # no face, or an image too small to hold one
         raise InputError(str(e)) from None
-    crop, _ = align.crop(rgb, faces[0], convention, size=size, scale=scale, shift=shift)
+
+
+def face_crop(rgb: np.ndarray, convention: str, size: int, scale: float | None = None,
+              shift: float | None = None) -> np.ndarray:
+    from facefront.face import align
+    crop, _ = align.crop(rgb, largest_face(rgb), convention, size=size, scale=scale, shift=shift)
     return crop
+
+
+def face_has_pixels(face, convention: str, size: int, scale: float | None = None, shift: float | None = None) -> bool:
+    """Whether the image `face` was found in holds the face at full detail for this crop: the crop does not enlarge
+    the face region (at most one crop pixel per image pixel), and the detector's box is at least the landmark
+    network's input side / 1.5 (its region of interest is 1.5 boxes), so its 192-pixel input is not enlarged."""
+    from facefront.face import align
+    from facefront.face.analysis import LMK_SIZE, ROI_SCALE
+    m = align.transform(face, convention, size, scale, shift)
+    x0, y0, x1, y1 = face.box
+    return abs(np.linalg.det(m[:, :2])) <= 1.0 and max(x1 - x0, y1 - y0) * ROI_SCALE >= LMK_SIZE
 
 
 def center_crop(rgb: np.ndarray, size: int) -> np.ndarray:
@@ -64,15 +85,33 @@ class CropStage(Stage):
             raise InputError(f"{name} must be the encoded image file as uint8, shape [1, nbytes]")
         return value
 
+    FIRST_SIDE, FULL_SIDE = 4, 8   # x SIZE: the longer side a JPEG is decoded to at first, and at most after
+
     def crop_one(self, data: bytes) -> np.ndarray:
+        from facefront.face import align
+        data = bytes(data)
+        if self.mode == "center":
+            return center_crop(self._decode(data, self.FULL_SIDE), self.SIZE)
+        rgb = self._decode(data, self.FIRST_SIDE)
         try:
-            # the crop is SIZE px: decoding a JPEG at up to 1/8 scale keeps the face at several times that
-            rgb = imaging.decode(bytes(data), min_side=self.SIZE * 8)
+            face = largest_face(rgb)
+        except InputError:
+            face = None     # none found at this scale: maybe at a larger one
+        if face is None or not face_has_pixels(face, self.mode, self.SIZE, **self.overrides):
+            if max(rgb.shape[:2]) < max(imaging.header_size(data)):
+                # a small (or no) face in a photo decoded at a reduced scale: decode more pixels, find it again
+                rgb = self._decode(data, self.FULL_SIDE)
+                face = largest_face(rgb)
+            elif face is None:
+                face = largest_face(rgb)   # raises the InputError again, with its message
+        crop, _ = align.crop(rgb, face, self.mode, size=self.SIZE, **self.overrides)
+        return crop
+
+    def _decode(self, data: bytes, side: int) -> np.ndarray:
+        try:
+            return imaging.decode(data, min_side=self.SIZE * side)
         except imaging.ImageError as e:
             raise InputError(str(e)) from None
-        if self.mode == "center":
-            return center_crop(rgb, self.SIZE)
-        return face_crop(rgb, self.mode, self.SIZE, **self.overrides)
 
     def run(self, batch):
         return {"FACE": [self.crop_one(item.tobytes()) for item in batch["IMAGE"]]}
