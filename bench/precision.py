@@ -128,7 +128,8 @@ def liveportrait_leaves(frames: int, threads: int) -> dict:
     """{net: {"time_s": {mode: s}, "rel_l2": {mode: [per output]}, "psnr_db": {...} (G)}} from the artefacts."""
     from export.liveportrait import LEAVES
     from export.liveportrait.export_spec import example_inputs
-    from facefront.sessions import onnx_session
+    from facefront.repository import stage_parameters
+    from facefront.sessions import onnx_session, openvino_import_error, openvino_session
     res = {}
     for net, folder in LEAVES.items():
         d = REPOSITORY / folder / "1"
@@ -137,9 +138,20 @@ def liveportrait_leaves(frames: int, threads: int) -> dict:
         if (d / "model.pt").is_file():
             fns["torch fp32"] = _torch_fn(_load_pt(d / "model.pt", "fp32"), list(ex.values()), "fp32")
             fns["torch bf16"] = _torch_fn(_load_pt(d / "model.pt", "bf16"), list(ex.values()), "bf16")
+        params = stage_parameters(folder)
+        if (d / "model_bf16.pt").is_file():     # bf16 regions in the graph: runs without autocast
+            fns["torch bf16 islands"] = _torch_fn(_load_pt(d / "model_bf16.pt", "bf16"), list(ex.values()), "fp32")
         if (d / "model.onnx").is_file() and net != "W":   # W's model.onnx is the TensorRT graph (planar sampling)
             s = onnx_session(d / "model.onnx", threads, spinning=False)
             fns["onnxruntime fp32"] = lambda s=s, ex=ex: s.run(None, ex)
+        if (d / "model.onnx").is_file() and openvino_import_error() is None:
+            # W: the TensorRT graph (planar_4d sampling), as OpenVINO has no 5-D GridSample
+            for prec in ("fp32", "bf16"):
+                s = openvino_session(d / "model.onnx", threads, prec)
+                fns[f"openvino {prec}"] = lambda s=s, ex=ex: s.run(None, ex)
+            if params.get("fp32_head"):         # the configured fp32 island: the graph's head as its own fp32 model
+                s = openvino_session(d / "model.onnx", threads, "bf16", fp32_head=params["fp32_head"])
+                fns["openvino bf16 islands"] = lambda s=s, ex=ex: s.run(None, ex)
         if not fns:
             res[net] = {"skipped": f"no artefact in {d}; run `python -m export onnx liveportrait`"}
             continue
@@ -161,7 +173,7 @@ def family_references(frames: int, threads: int) -> dict:
 
     from export.common.family import families
     from facefront.serving.torch_stage import to_channels_last
-    from facefront.sessions import onnx_session
+    from facefront.sessions import onnx_session, openvino_import_error, openvino_session
     res = {}
     for name, fam in families().items():
         spec = fam.reference
@@ -176,6 +188,14 @@ def family_references(frames: int, threads: int) -> dict:
         f32, fbf = _torch_fn(m32, [x], "fp32"), _torch_fn(mbf, [x], "bf16")
         fns = {"onnxruntime fp32": lambda s=s, feed=feed: s.run(None, feed)[0],
                "torch fp32": lambda f=f32: f()[0], "torch bf16": lambda f=fbf: f()[0]}
+        if openvino_import_error() is None:
+            for prec in ("fp32", "bf16"):
+                try:
+                    o = openvino_session(spec.onnx, threads, prec)
+                except RuntimeError as e:   # a graph OpenVINO cannot convert: say so, keep the other rows
+                    print(f"precision: {name}: openvino {prec} skipped: {str(e).splitlines()[0]}", flush=True)
+                    continue
+                fns[f"openvino {prec}"] = lambda o=o, feed=feed: o.run(None, feed)[0]
         times, outs = round_robin(fns, frames, name)
         res[name] = {"time_s": times, "cpu_s": CPU_TIMES[name],
                      "psnr_db_vs_torch_fp32": {k: psnr(v, outs["torch fp32"], 255.0) for k, v in outs.items()},
@@ -188,29 +208,30 @@ def family_references(frames: int, threads: int) -> dict:
 
 
 class _Leaf:
-    """One LivePortrait leaf in-process as the served stage runs it: PyTorch (model.pt, fp32 or bf16) or
-    onnxruntime (model.onnx)."""
+    """One LivePortrait leaf in-process, run by the served stage itself (LeafStage with the leaf's CPU config) at
+    `precision`; `overrides` replace config parameters (e.g. {"backend": "openvino"} for a row that is not served)."""
 
-    def __init__(self, net: str, precision: str, threads: int):
+    def __init__(self, net: str, precision: str, threads: int, **overrides: str):
         from export.liveportrait import LEAVES
         from export.liveportrait.export_spec import SPECS
         from facefront.repository import stage_parameters
-        d = REPOSITORY / LEAVES[net] / "1"
-        params = stage_parameters(LEAVES[net])
-        backend = "torch" if precision == "bf16" else params.get("backend", "onnxruntime")
-        self.names, self.precision = SPECS[net].outputs, precision
-        if backend == "torch":
-            self.module, self.session = _load_pt(d / "model.pt", precision), None
-        else:
-            from facefront.sessions import onnx_session
-            self.module, self.session = None, onnx_session(d / "model.onnx", threads, spinning=False)
-            self.inputs = [i.name for i in self.session.get_inputs()]
-        self.backend = backend
+        from facefront.serving.torch_stage import LeafStage
+        params = {**stage_parameters(LEAVES[net]), "intra_op_threads": str(threads), "precision": precision,
+                  **overrides}
+        old = os.environ.pop(ENV, None)     # this row's precision, whatever the environment says
+        try:
+            self.stage = LeafStage.standalone(params, LEAVES[net], REPOSITORY / LEAVES[net] / "1")
+        finally:
+            if old is not None:
+                os.environ[ENV] = old
+        self.names, self.precision = SPECS[net].outputs, self.stage.decision.precision
+        self.backend = self.stage.backend
+        if (self.stage.backend == "torch" and self.precision == "bf16" and self.stage.autocast == "fp32") or \
+                (self.stage.backend == "openvino" and self.stage.session.fp32_head):
+            self.backend += " islands"
 
     def __call__(self, *args) -> dict[str, np.ndarray]:
-        if self.session is not None:
-            return dict(zip(self.names, self.session.run(None, dict(zip(self.inputs, args)))))
-        return dict(zip(self.names, _torch_fn(self.module, list(args), self.precision)()))
+        return self.stage.run(dict(zip(self.stage.INPUTS, args)))
 
 
 def configured_bf16() -> set[str]:
@@ -256,34 +277,63 @@ def liveportrait_chain(frames: int, threads: int, bf16: set[str]) -> dict:
     return r
 
 
+# bf16 variants tried per leaf in the attribution: the runtimes that can run it in bf16 (config overrides)
+# ("islands": the leaf's configured fp32 islands, offered only where its config has them)
+VARIANTS = {"torch bf16": {"backend": "torch", "bf16_artifact": ""},
+            "torch bf16 islands": {"backend": "torch"},
+            "openvino bf16": {"backend": "openvino", "fp32_head": ""},
+            "openvino bf16 islands": {"backend": "openvino"}}
+ISLANDS = {"torch": "bf16_artifact", "openvino": "fp32_head"}   # the config parameter of each runtime's islands
+
+
 def leaf_attribution(threads: int) -> dict[str, float]:
-    """Image PSNR (dB) of the chain against fp32 with ONE leaf in bf16 (F, W or G), and with all three: which leaf
-    can run bf16 within PSNR_MIN. fp32 intermediates are computed once and reused."""
+    """Image PSNR (dB) of the chain against the fp32 chain with ONE leaf in bf16, per runtime that can run it so
+    (M, F, W, G x PyTorch autocast / OpenVINO, whole or with the config's fp32 islands), then the configured bf16
+    leaves together (and with G added, where G is not one of them): which leaf and runtime keep PSNR_MIN."""
     from export.liveportrait.reference import Pipeline
     from facefront import imaging
     from facefront.data import photo
     from facefront.liveportrait import kinematics as kin
     from facefront.liveportrait.stages import crop_face, to_source
+    from facefront.sessions import openvino_import_error
     crop, _, _ = crop_face(imaging.decode(photo(PHOTOS[0]).read_bytes()))
     src = to_source(crop)[None]
+    stitch = Pipeline()
     fp32 = {n: _Leaf(n, "fp32", threads) for n in "FMWG"}
-    feature = fp32["F"](src)["feature_3d"]
-    info = kin.decode_motion(fp32["M"](src))
-    x_s = kin.source_keypoints(info).astype(np.float32)
-    x_d = kin.driving_keypoints(info, kin.target_pose(info.degrees))
-    x_d = kin.apply_stitching(x_d, Pipeline().stitch_delta(x_s, x_d)).astype(np.float32)
-    warped = fp32["W"](feature, x_s, x_d)["out"]
-    ref = np.clip(fp32["G"](warped)["image"][0], 0, 1)
-    low = {n: _Leaf(n, "bf16", threads) for n in "FWG"}
 
-    def image(f, w, g):
-        return np.clip(g(w(f(src)["feature_3d"], x_s, x_d)["out"])["image"][0], 0, 1)
+    def image(leaves):
+        leaves = {**fp32, **leaves}
+        feature = leaves["F"](src)["feature_3d"]
+        info = kin.decode_motion(leaves["M"](src))
+        x_s = kin.source_keypoints(info).astype(np.float32)
+        x_d = kin.driving_keypoints(info, kin.target_pose(info.degrees))
+        x_d = kin.apply_stitching(x_d, stitch.stitch_delta(x_s, x_d)).astype(np.float32)
+        return np.clip(leaves["G"](leaves["W"](feature, x_s, x_d)["out"])["image"][0], 0, 1)
 
-    warped_bf = low["W"](feature, x_s, x_d)["out"]
-    res = {"F": psnr(image(low["F"], fp32["W"], fp32["G"]), ref),
-           "W": psnr(np.clip(fp32["G"](warped_bf)["image"][0], 0, 1), ref),
-           "G": psnr(np.clip(low["G"](warped)["image"][0], 0, 1), ref),
-           "F,W,G": psnr(image(low["F"], low["W"], low["G"]), ref)}
+    ref = image({})
+    res = {}
+    from export.liveportrait import LEAVES
+    from facefront.repository import stage_parameters
+    for net in "MFWG":
+        params = stage_parameters(LEAVES[net])
+        for variant, overrides in VARIANTS.items():
+            if "islands" in variant and not params.get(ISLANDS[overrides["backend"]]):
+                continue
+            if "openvino" in variant and openvino_import_error() is not None:
+                continue
+            res[f"{net} {variant}"] = psnr(image({net: _Leaf(net, "bf16", threads, **overrides)}), ref)
+            print(f"precision: attribution: {net} {variant}: {res[f'{net} {variant}']:.2f} dB", flush=True)
+    configured = sorted(configured_bf16())
+    low = {n: _Leaf(n, "bf16", threads) for n in configured}
+    res[f"configured ({', '.join(configured)})"] = psnr(image(low), ref)
+    if openvino_import_error() is not None:
+        pass
+    elif "G" not in configured:
+        g = _Leaf("G", "bf16", threads, **VARIANTS["openvino bf16"])
+        res[f"configured + G openvino bf16 ({', '.join(configured + ['G'])})"] = psnr(image({**low, "G": g}), ref)
+    else:   # what G's fp32 head buys in the configured chain
+        g = _Leaf("G", "bf16", threads, **VARIANTS["openvino bf16"])
+        res["configured, but G openvino bf16 without its fp32 head"] = psnr(image({**low, "G": g}), ref)
     print(f"precision: attribution: {json.dumps(res)}", flush=True)
     return res
 
@@ -400,7 +450,8 @@ def run(args) -> int:
     r = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
          "command": "python -m bench precision " + " ".join(a for i, a in enumerate(sys.argv[1:])
                                                           if not (i == 0 and a == "precision")),
-         "machine": {"cpu": cpu, "cores": os.cpu_count(), "bf16_flags": [f for f in BF16_FLAGS if f in flags],
+         "machine": {"cpu": cpu, "cores": os.cpu_count(), "cpus": os.cpu_count(), "platform": platform.platform(),
+                     "bf16_flags": [f for f in BF16_FLAGS if f in flags],
                      "auto_decision": str(decide("auto")), "load_avg_at_start": load,
                      "torch": torch.__version__},
          "threads": args.threads, "frames": args.frames,

@@ -7,8 +7,10 @@ than fp32, so `auto` picks bf16 only where /proc/cpuinfo lists one of those flag
 config at once: the benchmark serves the same repository both ways with it, and an operator can fall back to fp32
 without editing configs.
 
-bf16 runs in PyTorch (autocast + channels-last weights, see facefront.serving.torch_stage): onnxruntime has no
-bf16 CPU kernels for convolutions on x86, so a leaf that resolves to bf16 runs its TorchScript artefact.
+bf16 runs in OpenVINO (a leaf configured `backend: openvino`: its CPU plugin's native bf16 convolutions) or in PyTorch
+(autocast + channels-last weights, or a trace with bf16 regions; see facefront.serving.torch_stage): onnxruntime has
+no bf16 CPU kernels for convolutions on x86, so an onnxruntime leaf that resolves to bf16 runs its TorchScript
+artefact.
 """
 from __future__ import annotations
 
@@ -70,12 +72,31 @@ def decide(requested: str | None, flags: frozenset[str] | set[str] | None = None
     return Decision("fp32", "auto", f"auto from {source}: CPU has neither {' nor '.join(BF16_FLAGS)}")
 
 
+def runtime(params: dict[str, str], precision: str) -> str:
+    """Which runtime a LeafStage with config `params` uses at `precision` (facefront.serving.torch_stage)."""
+    backend = params.get("backend", "onnxruntime")
+    if backend == "openvino":
+        from facefront.sessions import openvino_import_error
+        if openvino_import_error() is not None:
+            return runtime({**params, "backend": "onnxruntime"}, precision) + " (OpenVINO does not import)"
+        if precision == "bf16" and params.get("fp32_head"):
+            return f"OpenVINO with an fp32 head (up to {params['fp32_head']})"
+        return "OpenVINO"
+    if backend == "torch" or precision == "bf16":
+        how = "PyTorch" if backend == "torch" else "PyTorch (onnxruntime has no bf16 CPU kernels)"
+        if precision == "bf16" and params.get("bf16_artifact"):
+            how += f" with fp32 islands ({params['bf16_artifact']})"
+        return how
+    return backend
+
+
 def describe(params: dict[str, str]) -> str:
-    """What a stage with config `params` runs at on this machine, for `--list`: "" when it has no precision
-    parameter (fp32, nothing to say)."""
+    """What a stage with config `params` runs at on this machine, and on which runtime, for `--list`: "" when it has
+    no precision parameter (fp32, nothing to say)."""
     if "precision" not in params:
         return ""
     try:
-        return str(decide(params["precision"]))
+        d = decide(params["precision"])
     except ValueError as e:
         return f"bad precision: {e}"
+    return f"{d} on {runtime(params, d.precision)}"

@@ -145,6 +145,10 @@ REPOSITORY_FILES = {"S": "stitching.onnx"}   # others: model.onnx (TensorRT-safe
 # CPU flavour: leaves whose configs/cpu.pbtxt says `backend: "torch"` also get model.pt, a TorchScript trace of the
 # same module (W with the native 5-D grid_sample). Chosen per network by `python -m bench lpspeed`.
 TORCH_ON_CPU = ("F", "M", "W")
+# CPU leaves that also get model_bf16.pt: a TorchScript trace with bf16 regions and fp32 islands (casts in the graph,
+# run without autocast; a config selects it with the parameter `bf16_artifact`). W: whole-network autocast costs the
+# LivePortrait image 3.3 dB too many; with only the hourglass and mask conv in bf16 it keeps ~50 dB.
+BF16_REGIONS = ("W",)
 # max |onnxruntime - PyTorch| an export may show on any output (seen: <= 6.4e-6, W's rewritten warp the largest);
 # beyond it the graph is wrong and the export fails
 TOLERANCE = 1e-3
@@ -178,15 +182,28 @@ def torchscript(net: str, module: nn.Module, path: Path, example: dict[str, np.n
     return path
 
 
-def bf16_rel_l2(net: str, path: Path, example: dict[str, np.ndarray]) -> dict[str, float]:
+def torchscript_bf16_regions(net: str, module: nn.Module, path: Path, example: dict[str, np.ndarray]) -> Path:
+    """Trace `module` with its bf16 regions on (W: WarpingNetwork.set_bf16_regions): the autocast casts of the
+    regions are recorded in the graph, so the artefact runs as is (no autocast) and everything else stays fp32."""
+    inner = module.w
+    inner.set_bf16_regions(True)
+    try:
+        return torchscript(net, module, path, example)
+    finally:
+        inner.set_bf16_regions(False)
+
+
+def bf16_rel_l2(net: str, path: Path, example: dict[str, np.ndarray], regions: bool = False) -> dict[str, float]:
     """{output: |bf16 - fp32| / |fp32|} of the TorchScript artefact at `path` run the way a leaf with
-    `precision: bf16` runs it (facefront.serving.torch_stage), recorded in its manifest: what bf16 costs here."""
+    `precision: bf16` runs it (facefront.serving.torch_stage), recorded in its manifest: what bf16 costs here.
+    `regions`: `path` is a bf16-regions trace (model_bf16.pt, run without autocast), compared with model.pt beside it."""
     from facefront.serving.torch_stage import run_torchscript, to_channels_last
     names = SPECS[net].outputs
     module = torch.jit.load(str(path), map_location="cpu").eval()
-    ref = run_torchscript(module, tuple(example), names, example, "fp32")
+    fp32 = torch.jit.load(str(path.parent / "model.pt"), map_location="cpu").eval() if regions else module
+    ref = run_torchscript(fp32, tuple(example), names, example, "fp32")
     to_channels_last(module)
-    low = run_torchscript(module, tuple(example), names, example, "bf16")
+    low = run_torchscript(module, tuple(example), names, example, "fp32" if regions else "bf16")
     return {k: float(np.linalg.norm(low[k] - ref[k]) / max(float(np.linalg.norm(ref[k])), 1e-30)) for k in names}
 
 
@@ -194,7 +211,8 @@ def export_to_repository(repository: Path, weights: Path | None = None, log=prin
                          torch_on_cpu: tuple[str, ...] = TORCH_ON_CPU) -> list[Path]:
     """`<repository>/<folder>/1/model.onnx` + artefact manifest for each network (TensorRT-safe graphs, checked
     against PyTorch with onnxruntime; W against the upstream 5-D grid_sample), S as the keypoints stage's
-    `stitching.onnx`, and `model.pt` (TorchScript) for the CPU leaves run by PyTorch. Signature of `Family.export`."""
+    `stitching.onnx`, `model.pt` (TorchScript) for the CPU leaves run by PyTorch, and `model_bf16.pt` (the trace with
+    bf16 regions) for BF16_REGIONS. Signature of `Family.export`."""
     from facefront import artifact
 
     from ..common import trt_ops
@@ -229,5 +247,15 @@ def export_to_repository(repository: Path, weights: Path | None = None, log=prin
                                              "bf16_vs_fp32_rel_l2": bf16_rel_l2(net, pt, example_inputs(net, 1, 3)),
                                              "inputs": list(SPECS[net].inputs), "outputs": list(SPECS[net].outputs)})
             log(f"liveportrait: wrote {pt} (TorchScript, CPU flavour)")
+            written.append(pt)
+        if net in BF16_REGIONS and net in torch_on_cpu:
+            pt = torchscript_bf16_regions(net, reference, out.parent / "model_bf16.pt", example_inputs(net, batch=1))
+            artifact.write(pt, **src, extra={"format": "torchscript", "torch": torch.__version__,
+                                             "w_sampler": "grid_sample_5d" if net == "W" else None,
+                                             "precision": "bf16 regions (hourglass, mask conv); fp32 elsewhere",
+                                             "bf16_vs_fp32_rel_l2": bf16_rel_l2(net, pt, example_inputs(net, 1, 3),
+                                                                                regions=True),
+                                             "inputs": list(SPECS[net].inputs), "outputs": list(SPECS[net].outputs)})
+            log(f"liveportrait: wrote {pt} (TorchScript with bf16 regions, CPU flavour)")
             written.append(pt)
     return written

@@ -79,6 +79,9 @@ class DenseMotionNetwork(nn.Module):
         self.occlusion = (nn.Conv2d(self.hourglass.out_channels * reshape_depth, 1, 7, padding=3)
                           if estimate_occlusion_map else None)
         self.sampler = "grid_sample_5d"
+        # bf16 regions (the CPU's bf16 artefact, see WarpingNetwork.set_bf16_regions): only the 3-D hourglass and the
+        # mask convolution run under bf16 autocast, the rest stays fp32
+        self.bf16_regions = False
 
     def candidate_flows(self, grid, kp_driving, kp_source):
         """(B, K+1, D, H, W, 3): identity, then p - x_d,k + x_s,k for each keypoint k (zeroth-order motion)."""
@@ -100,8 +103,15 @@ class DenseMotionNetwork(nn.Module):
         heat = keypoint_gaussians(kp_driving, grid) - keypoint_gaussians(kp_source, grid)
         heat = torch.cat([torch.zeros_like(heat[:, :1]), heat], dim=1)            # background channel first
         x = torch.cat([heat.unsqueeze(2), warped], dim=2).reshape(b, k1 * (c + 1), d, h, w)
-        features = self.hourglass(x)
-        mask = torch.softmax(self.mask(features), dim=1)                          # (B, K+1, D, H, W)
+        if self.bf16_regions:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                features = self.hourglass(x)
+                logits = self.mask(features)
+            features, logits = features.float(), logits.float()
+        else:
+            features = self.hourglass(x)
+            logits = self.mask(features)
+        mask = torch.softmax(logits, dim=1)                                       # (B, K+1, D, H, W)
         deformation = (flows * mask.unsqueeze(-1)).sum(dim=1)                     # (B, D, H, W, 3)
         occlusion = None
         if self.occlusion is not None:
@@ -129,6 +139,15 @@ class WarpingNetwork(nn.Module):
         if name not in SAMPLERS:
             raise ValueError(f"unknown sampler {name!r}; known: {', '.join(SAMPLERS)}")
         self.dense_motion_network.sampler = name
+        return self
+
+    def set_bf16_regions(self, on: bool = True) -> "WarpingNetwork":
+        """Run the 3-D hourglass and the mask convolution (most of W's FLOPs) under bf16 autocast and everything else
+        in fp32: the sampling coordinates, softmax, occlusion head, the `third`/`fourth` projection. Traced so, the
+        casts are part of the graph (the CPU's model_bf16.pt). With synthetic weights the LivePortrait image stays at
+        ~50 dB of fp32 this way; whole-network autocast gave 34.7 dB, and adding `third`/`fourth` to the bf16 regions
+        36.8 dB (docs/precision.md)."""
+        self.dense_motion_network.bf16_regions = bool(on)
         return self
 
     def forward(self, feature_3d, kp_driving, kp_source):

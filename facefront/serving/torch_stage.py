@@ -2,7 +2,8 @@
 
 Some networks run faster on CPU in PyTorch (oneDNN) than in onnxruntime (e.g. LivePortrait's warping network,
 whose 3-D convolutions onnxruntime runs ~2x slower), so a leaf's `configs/cpu.pbtxt` picks its backend per
-measurement with the parameter `backend` ("onnxruntime", the default, or "torch"). The TorchScript file is a
+measurement with the parameter `backend` ("onnxruntime", the default, "torch", or "openvino": OpenVINO's CPU
+plugin on the ONNX graph, the runtime with native bf16 convolutions, see LeafStage). The TorchScript file is a
 trace of the same eval-mode module the ONNX graph was exported from (same weights), recorded in the version dir's
 manifest beside model.onnx and verified before loading, like every artefact.
 
@@ -81,26 +82,51 @@ class TorchStage(Stage):
         return run_torchscript(self.module, self.INPUTS, self.OUTPUTS, batch, self.decision.precision)
 
 
+BACKENDS = ("onnxruntime", "torch", "openvino")
+
+
 class LeafStage(OnnxStage):
-    """OnnxStage (parameter `backend: onnxruntime`; parameter `artifact` names the graph, default model.onnx) or
-    PyTorch (`backend: torch`; parameter `artifact`, default model.pt), chosen per model config."""
+    """The CPU leaf whose runtime its config chooses (parameter `backend`):
+    * `onnxruntime` (default): OnnxStage on `artifact` (default model.onnx); fp32 only, so precision bf16 runs the
+      same network's TorchScript in PyTorch instead;
+    * `torch`: PyTorch on `artifact` (default model.pt); bf16 = autocast + channels-last weights, or, where the
+      config names `bf16_artifact` (W: model_bf16.pt), that trace, whose bf16 regions and fp32 islands are in the graph;
+    * `openvino`: OpenVINO's CPU plugin on model.onnx (`artifact`), bf16 by its inference precision hint
+      (facefront.sessions.openvino_session). Where OpenVINO does not import: as `onnxruntime`.
+    What runs is said in the server log at load, e.g. `[liveportrait_appearance] OpenVINO, precision bf16 (auto from
+    config: CPU has avx512_bf16)`, and by `--list` (facefront.precision.describe)."""
 
     def setup(self):
         self.backend = self.params.get("backend", "onnxruntime")
-        if self.backend not in ("onnxruntime", "torch"):
-            raise RuntimeError(f"{self.name}: parameter backend must be 'onnxruntime' or 'torch', got {self.backend!r}")
+        if self.backend not in BACKENDS:
+            raise RuntimeError(f"{self.name}: parameter backend must be one of {', '.join(BACKENDS)}, "
+                               f"got {self.backend!r}")
         try:
             self.decision = decide(self.params.get("precision"))
         except ValueError as e:
             raise RuntimeError(f"{self.name}: {e}") from None
         note = ""
+        if self.backend == "openvino":
+            from facefront.sessions import openvino_import_error
+            why = openvino_import_error()
+            if why is None:
+                return self._setup_openvino()
+            # as `backend: onnxruntime`: fp32 on the same graph, bf16 on the TorchScript artefact
+            note = f" (instead of OpenVINO, which does not import: {why})"
+            self.backend = "onnxruntime"
         if self.decision.precision == "bf16" and self.backend == "onnxruntime":
             # onnxruntime has no bf16 CPU convolutions: bf16 means the same network's TorchScript in PyTorch
-            self.backend, note = "torch", " (instead of onnxruntime, which has no bf16 CPU kernels)"
+            self.backend = "torch"
+            note = note or " (instead of onnxruntime, which has no bf16 CPU kernels)"
         if self.backend == "torch":
             artifact_name = self.params.get("artifact", TorchStage.ARTIFACT)
             if not artifact_name.endswith(".pt"):     # an onnxruntime config naming its graph, switched to bf16
                 artifact_name = TorchStage.ARTIFACT
+            # `bf16_artifact`: a trace with its bf16 regions in the graph; it runs as is, without autocast
+            self.autocast = self.decision.precision
+            if self.decision.precision == "bf16" and self.params.get("bf16_artifact"):
+                artifact_name, self.autocast = self.params["bf16_artifact"], "fp32"
+                note += f" with fp32 islands ({artifact_name})"
             self.module = load_torchscript(self, artifact_name)
             if self.decision.precision == "bf16":
                 to_channels_last(self.module)
@@ -109,9 +135,34 @@ class LeafStage(OnnxStage):
         self.ARTIFACT = self.params.get("artifact", OnnxStage.ARTIFACT)
         # `allow_spinning: "0"` in the config (G on CPU): onnxruntime's idle threads would otherwise spin after each
         # run and steal the 2 shared cores from the next stage (PyTorch W after G, the next request's F/M)
+        if note:
+            print(f"[{self.name}] onnxruntime{note}, {self.decision}", flush=True)
         super().setup()
+
+    def _setup_openvino(self):
+        from facefront.sessions import openvino_session
+        self.ARTIFACT = self.params.get("artifact", OnnxStage.ARTIFACT)
+        try:
+            self.manifest = artifact.verify(self.version_dir, self.ARTIFACT)
+        except artifact.ArtifactError as e:
+            raise RuntimeError(str(e)) from None
+        # `fp32_head` (a tensor name of the graph): in bf16 the graph up to it runs in fp32 (G's first blocks)
+        head = self.params.get("fp32_head") or None
+        try:
+            self.session = openvino_session(self.version_dir / self.ARTIFACT,
+                                            int(self.params.get("intra_op_threads", "0")), self.decision.precision,
+                                            fp32_head=head)
+        except ValueError as e:
+            raise RuntimeError(f"{self.name}: {e}") from None
+        # the manifest's names where it records them (they are the graph's), else the ports'
+        self.INPUTS = tuple(self.manifest.get("inputs") or (i.name for i in self.session.get_inputs()))
+        self.OUTPUTS = tuple(self.manifest.get("outputs") or (o.name for o in self.session.get_outputs()))
+        if self.manifest.get("synthetic_weights"):
+            print(f"[{self.name}] serving SYNTHETIC weights (no real checkpoint was given at export)", flush=True)
+        island = f" with an fp32 head (up to {head})" if self.session.fp32_head else ""
+        print(f"[{self.name}] OpenVINO{island}, {self.decision}", flush=True)
 
     def run(self, batch):
         if self.backend == "torch":
-            return run_torchscript(self.module, self.INPUTS, self.OUTPUTS, batch, self.decision.precision)
+            return run_torchscript(self.module, self.INPUTS, self.OUTPUTS, batch, self.autocast)
         return super().run(batch)
