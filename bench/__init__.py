@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import os
+import platform
 import sys
+import time
+from pathlib import Path
 from typing import Iterator
 
 from client.api import DEFAULT_URLS
@@ -44,3 +49,33 @@ def standalone(module_name: str, argv: list[str] | None = None) -> int:
     mod.add_arguments(p)
     return mod.run(p.parse_args(argv))
 
+
+
+def header(command: str) -> dict:
+    """What every results file records about its run: the machine, the date and the command as typed."""
+    argv = sys.argv[1:]
+    if argv[:1] == [command]:      # `python -m bench NAME ...` (else `python -m bench.NAME ...`)
+        argv = argv[1:]
+    cpu = ""
+    with contextlib.suppress(OSError):
+        cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "")
+    return {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "cpu": cpu or platform.processor(),
+                        "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]},
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "command": " ".join(["python -m bench", command, *argv])}
+
+
+def add_results_argument(p: argparse.ArgumentParser, example: str) -> None:
+    """--results PATH: also write the run as a results file (what `python -m bench readme` renders)."""
+    p.add_argument("--results", type=Path, metavar="JSON",
+                   help=f"also write this run, with machine, date and command, to JSON (e.g. {example}; "
+                        "`python -m bench readme` renders README tables from bench/results/)")
+
+
+def write_results(path: Path | None, command: str, payload: dict, started: dict | None = None) -> None:
+    """Write payload under header(command) (or the header taken when the run started) to path, if given."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**(started or header(command)), **payload}, indent=1) + "\n")
+    print(f"results: {path}", file=sys.stderr)

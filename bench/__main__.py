@@ -10,6 +10,9 @@
   python -m bench fsrtspeed --out out/fsrtspeed --sizes 128                         FSRT CPU: served vs eager, cold vs edit
   python -m bench frontend --out bench/results/frontend_cpu.json                    face front end vs MediaPipe, quiet/busy
   python -m bench soak --out bench/results/soak_cpu.json                            16 users x 60 s: failures, RSS growth
+  python -m bench mesh3d --results bench/results/mesh3d_eval.json                  mesh3d pose and identity on the photos
+  python -m bench fault --results bench/results/fault_cpu.json                       kill a stub under load: failures, recovery
+  python -m bench graphs --results bench/results/export_fidelity.json               each ONNX graph vs PyTorch (export check)
   python -m bench capacity --rates 100,1000,10000 --p95-ms 200                     replicas needed per model (capacity model)
 """
 from __future__ import annotations
@@ -33,6 +36,9 @@ COMMANDS = {
     "fsrtspeed": "bench.fsrtspeed",
     "precision": "bench.precision",
     "readme": "bench.readme",
+    "mesh3d": "bench.mesh3d",
+    "fault": "bench.fault",
+    "graphs": "bench.graphs",
 }
 
 

@@ -137,11 +137,10 @@ class FrontalizeClient:
     # -- models ----------------------------------------------------------------------------------------------
     def models(self) -> list[str]:
         """Names of the families served and ready (ensembles named `<family>_frontalize`), sorted."""
-        index = self._call("get_model_repository_index", **({"as_json": True} if self.protocol == "grpc" else {}))
-        if isinstance(index, dict):  # gRPC JSON form
-            index = index.get("models", [])
-        names = {m["name"][: -len(SUFFIX)] for m in index
-                 if m.get("name", "").endswith(SUFFIX) and m.get("state", "READY") == "READY"}
+        # the statistics API lists the loaded models (the repository index is the server's admin API: the launcher
+        # restricts it to itself)
+        stats = self._call("get_inference_statistics", "", **({"as_json": True} if self.protocol == "grpc" else {}))
+        names = {m["name"][: -len(SUFFIX)] for m in stats.get("model_stats", []) if m.get("name", "").endswith(SUFFIX)}
         return sorted(names)
 
     def model_info(self, model: str) -> ModelInfo:

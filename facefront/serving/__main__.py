@@ -22,8 +22,8 @@ def main(argv=None) -> int:
                    help="Triton response cache in MiB for models that enable it (LivePortrait F/M); 0: off")
     p.add_argument("--list", action="store_true", help="list exported families and exit")
     p.add_argument("--check-every", type=float, default=2.0, metavar="S",
-                   help="seconds between health checks of the server and its python stubs; a dead stub restarts the "
-                        "server (default 2; 0: no supervision)")
+                   help="seconds between health checks of the server and its python stubs; a dead stub's model is "
+                        "reloaded, or the whole server restarted if that fails (default 2; 0: no supervision)")
     args = p.parse_args(argv)
     ready, skipped = exported_families()
     if args.list:
@@ -73,18 +73,26 @@ def main(argv=None) -> int:
             return 1
         if args.check_every > 0 and time.monotonic() - last_check >= args.check_every:
             last_check = time.monotonic()
-            broken = srv.problems()
-            if broken:
-                # Triton would keep answering ready while failing every request to that model: restart it whole
-                print(f"{'; '.join(broken)}: restarting the server", file=sys.stderr, flush=True)
+            dead = srv.dead_stubs()
+            if dead:
+                # Triton would keep answering ready while failing every request to that model: reload that model
+                # (new stubs), or the whole server if that fails
+                models = sorted(set(dead.values()))
+                print(f"{'; '.join(srv.problems())}: reloading {', '.join(models)}", file=sys.stderr, flush=True)
                 t0 = time.monotonic()
                 try:
-                    srv.restart()
+                    for m in models:
+                        srv.reload(m)
+                    print(f"reloaded {', '.join(models)} in {time.monotonic() - t0:.1f} s", flush=True)
                 except ServerError as e:
-                    print(f"error: restart failed: {e}", file=sys.stderr)
-                    return 1
-                print(f"server restarted in {time.monotonic() - t0:.1f} s (restart {srv.restarts}); repository view "
-                      f"{srv.view}", flush=True)
+                    print(f"reload failed ({e}): restarting the server", file=sys.stderr, flush=True)
+                    try:
+                        srv.restart()
+                    except ServerError as e2:
+                        print(f"error: restart failed: {e2}", file=sys.stderr)
+                        return 1
+                    print(f"server restarted in {time.monotonic() - t0:.1f} s (restart {srv.restarts}); repository "
+                          f"view {srv.view}", flush=True)
     srv.stop()
     print("server stopped", flush=True)
     return 0

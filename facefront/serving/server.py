@@ -3,13 +3,15 @@
     python -m facefront.serving [--models scaleway,mesh3d] [--http-port 8000] [--grpc-port 8001]
 
 The server runs the CPU flavour of the model repository (`--model-config-name=cpu`: each model folder's
-`configs/cpu.pbtxt`), with model control off: clients cannot load or unload models. Only families whose
+`configs/cpu.pbtxt`). Clients cannot load or unload models: the model-repository API is restricted to a header whose
+value only this launcher knows (it uses it to reload a model whose python stub died). Only families whose
 artefacts were exported are served; the others are listed with the reason. The launcher waits for readiness and,
 if a model fails to load, exits non-zero with the tail of the server log.
 """
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -24,6 +26,7 @@ from pathlib import Path
 from facefront.repository import FAMILY_SUFFIX, MODEL_REPOSITORY, REPO_ROOT, exported_families, exported_services, members
 
 CACHE = REPO_ROOT / ".cache" / "triton"
+ADMIN_HEADER = "facefront-admin"
 
 
 class ServerError(RuntimeError):
@@ -105,6 +108,8 @@ class Server:
     # Triton's response cache (local, in host memory), used by models whose config says `response_cache
     # { enable: true }` (LivePortrait's F and M: repeated edits of one photo skip them). 0 turns it off.
     cache_bytes: int = 256 << 20
+    # the model-repository API (load/unload/index) answers only requests with this header: the launcher's own
+    admin_token: str = field(default_factory=lambda: secrets.token_hex(16), repr=False)
 
     @property
     def grpc_url(self) -> str:
@@ -117,7 +122,9 @@ class Server:
     def command(self, repo: Path) -> list[str]:
         tsdir, _ = _pytriton_dirs()
         cmd = [str(tsdir / "bin" / "tritonserver"), f"--model-repository={repo}",
-               f"--backend-directory={backend_dir()}", "--model-control-mode=none",
+               f"--backend-directory={backend_dir()}", "--model-control-mode=explicit", "--load-model=*",
+               f"--http-restricted-api=model-repository:{ADMIN_HEADER}={self.admin_token}",
+               f"--grpc-restricted-protocol=model-repository:{ADMIN_HEADER}={self.admin_token}",
                "--http-address=127.0.0.1", "--grpc-address=127.0.0.1", "--metrics-address=127.0.0.1",
                f"--http-port={self.http_port}", f"--grpc-port={self.grpc_port}", f"--metrics-port={self.metrics_port}",
                "--allow-gpu-metrics=false", "--pinned-memory-pool-byte-size=0", "--disable-auto-complete-config",
@@ -182,17 +189,42 @@ class Server:
                     out[c.pid] = model
         return out
 
+    def dead_stubs(self) -> dict[int, str]:
+        """{pid: model} of the python stubs seen at start (or last reload) that are gone now. Triton 2.51 then fails
+        every request to that model with "Stub process ... is not healthy" while /v2/health/ready still answers 200,
+        and never restarts the stub."""
+        alive = self.stub_models()
+        return {pid: model for pid, model in self.stubs.items() if pid not in alive}
+
     def problems(self) -> list[str]:
-        """Why the server cannot answer every model now: tritonserver exited, or a model's python stub died (Triton
-        2.51 then fails every request to that model with "Stub process ... is not healthy" while /v2/health/ready
-        still answers 200, and never restarts the stub)."""
+        """Why the server cannot answer every model now: tritonserver exited, or a model's python stub died."""
         if self.proc is None or self.proc.poll() is not None:
             return [f"tritonserver exited with {None if self.proc is None else self.proc.returncode}"]
-        alive = self.stub_models()
-        return [f"the python stub of {model} (pid {pid}) died" for pid, model in self.stubs.items() if pid not in alive]
+        return [f"the python stub of {model} (pid {pid}) died" for pid, model in self.dead_stubs().items()]
+
+    def _repository_call(self, model: str, action: str, timeout: float) -> None:
+        req = urllib.request.Request(f"http://{self.http_url}/v2/repository/models/{model}/{action}", data=b"",
+                                     method="POST", headers={ADMIN_HEADER: self.admin_token})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                if r.status != 200:
+                    raise ServerError(f"{action} of {model} answered HTTP {r.status}")
+        except OSError as e:
+            raise ServerError(f"{action} of {model} failed: {e}") from None
+
+    def reload(self, model: str, timeout: float | None = None) -> "Server":
+        """Unload and load one model again (new python stubs); the rest of the server keeps serving. Triton skips a
+        load of an unchanged model that is still loaded, hence the unload first. While it reloads, the model and the
+        ensembles that use it answer "not ready"."""
+        timeout = timeout or self.startup_timeout
+        self._repository_call(model, "unload", timeout)
+        self._repository_call(model, "load", timeout)
+        self.stubs = self.stub_models()
+        self.reloads = getattr(self, "reloads", 0) + 1
+        return self
 
     def restart(self) -> "Server":
-        """Stop and start again on the same ports (model control is off: a dead stub cannot be reloaded alone)."""
+        """Stop and start again on the same ports."""
         self.stop()
         self.restarts = getattr(self, "restarts", 0) + 1
         return self.start()
