@@ -1,7 +1,9 @@
 """Shared test fixtures: paths, and ONE CPU tritonserver per test session (started on first use)."""
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,32 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
+# No test contacts the internet: a Python socket of this process that connects anywhere but loopback is refused and
+# recorded, and the session fails naming it (a refused connect inside code that catches network errors would
+# otherwise pass as "no network here").
+OUTSIDE: list[str] = []
+_connect = socket.socket.connect
+
+
+def _loopback_only(sock, address):
+    if sock.family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple):
+        try:
+            local = ipaddress.ip_address(address[0].split("%")[0]).is_loopback
+        except ValueError:
+            local = address[0] == "localhost"
+        if not local:
+            OUTSIDE.append(f"{address[0]}:{address[1]}")
+            raise ConnectionRefusedError(f"tests never contact the internet (tried {address[0]}:{address[1]})")
+    return _connect(sock, address)
+
+
+socket.socket.connect = _loopback_only
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if OUTSIDE:
+        print(f"\nerror: tests tried to reach hosts outside this machine: {', '.join(sorted(set(OUTSIDE)))}")
+        session.exitstatus = 1
 
 
 from facefront.serving.server import free_ports  # noqa: E402,F401  (tests import it from here)

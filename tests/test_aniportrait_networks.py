@@ -81,7 +81,7 @@ def test_reference_unet_returns_bank_of_every_transformer_block(reduced_unets):
     out, bank = ref(x, torch.tensor(0), torch.randn(2, 1, REDUCED.unet.cross_attention_dim))
     names = ref.bank_names()
     assert len(bank) == len(names) == 10   # reduced: 3 down + 6 up + 1 mid transformer blocks
-    ch = dict(zip(names, [b.shape[-1] for b in bank]))
+    ch = dict(zip(names, [b.shape[-1] for b in bank], strict=True))
     assert ch["down_0_0"] == ch["up_3_0"] == 32 and ch["mid_0"] == 128
     assert out.shape == (2, 32, 8, 8)
     # a bank entry is norm1 output: zero mean, unit variance per token (LayerNorm with affine weights ~1)

@@ -365,7 +365,7 @@ def test_speed_served_vs_in_process(server, photo_bytes, in_process, capsys):
     t0 = time.perf_counter()
     mine = [local(p) for p in photos]
     t_local = (time.perf_counter() - t0) / len(photos)
-    assert all(np.abs(a.astype(int) - b.astype(int)).max() <= 1 for a, b in zip(served, mine))
+    assert all(np.abs(a.astype(int) - b.astype(int)).max() <= 1 for a, b in zip(served, mine, strict=True))
     with capsys.disabled():
         print(f"\naniportrait reduced config, {SIZE} px, 2 steps: served {t_served * 1000:.0f} ms/image, in-process "
               f"onnxruntime {t_local * 1000:.0f} ms/image (served/in-process {t_served / t_local:.2f})")

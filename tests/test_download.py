@@ -81,16 +81,61 @@ def test_unreachable_host_is_one_clear_line(tmp_path):
     assert "\n" not in str(e.value) and _leftovers(tmp_path) == []
 
 
-def test_download_cli_fails_here_with_one_line(tmp_path):
-    """On these machines the public host is unreachable: the command says so in one line and exits 1."""
+def _cli(dest, mirror):
+    """`python -m export download scaleway` with its public host replaced by a local mirror: no test touches the
+    internet, and the outcome is the same on every machine."""
+    import os
     import subprocess
     import sys
 
     from tests.conftest import REPO
-    r = subprocess.run([sys.executable, "-m", "export", "download", "scaleway", "--dest", str(tmp_path)],
-                       capture_output=True, text=True, cwd=REPO, timeout=120)
-    if r.returncode == 0:  # a connected machine: the file is there and verified
-        assert (tmp_path / "generator_v0.pt").is_file()
-        return
-    assert r.returncode == 1 and r.stderr.startswith("error: cannot download")
+    env = {**os.environ, "FACEFRONT_WEIGHTS_MIRROR": mirror}
+    return subprocess.run([sys.executable, "-m", "export", "download", "scaleway", "--dest", str(dest)],
+                          capture_output=True, text=True, cwd=REPO, timeout=120, env=env)
+
+
+def test_download_cli_unreachable_host_is_one_line_and_exit_1(tmp_path):
+    r = _cli(tmp_path, "http://127.0.0.1:9")                    # discard port: connection refused
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.startswith("error: cannot download http://127.0.0.1:9/github.com/scaleway/"), r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and _leftovers(tmp_path) == []
+
+
+def test_download_cli_places_the_file_from_a_mirror(server, tmp_path, monkeypatch):
+    # scaleway's sha256 is not pinned (upstream states none): the file is placed whole, under its own name
+    monkeypatch.setattr(_Handler, "do_GET", _serve(GOOD, len(GOOD)))
+    r = _cli(tmp_path, server)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"scaleway: weights at {tmp_path / 'generator_v0.pt'}"
+    assert (tmp_path / "generator_v0.pt").read_bytes() == GOOD and _leftovers(tmp_path) == ["generator_v0.pt"]
+
+
+def test_download_cli_truncated_transfer_is_one_line_and_leaves_nothing(server, tmp_path, monkeypatch):
+    monkeypatch.setattr(_Handler, "do_GET", _serve(GOOD[:1000], len(GOOD)))
+    r = _cli(tmp_path, server)
+    assert r.returncode == 1, r.stdout
+    assert r.stderr.startswith("error: download of ") and "truncated" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and _leftovers(tmp_path) == []
+
+
+def _serve(body: bytes, length: int):
+    """A GET handler that answers every path with body, announcing length bytes."""
+    def do_get(self):
+        self.send_response(200)
+        self.send_header("Content-Length", str(length))
+        self.end_headers()
+        try:
+            self.wfile.write(body)
+        except BrokenPipeError:
+            pass
+        self.close_connection = True
+    return do_get
+
+
+def test_mirror_keeps_host_and_path(monkeypatch):
+    from export.common.download import MIRROR_ENV, mirrored
+    url = "https://huggingface.co/KwaiVGI/LivePortrait/resolve/main/x.pth"
+    monkeypatch.delenv(MIRROR_ENV, raising=False)
+    assert mirrored(url) == url
+    monkeypatch.setenv(MIRROR_ENV, "http://10.0.0.5/w/")
+    assert mirrored(url) == "http://10.0.0.5/w/huggingface.co/KwaiVGI/LivePortrait/resolve/main/x.pth"

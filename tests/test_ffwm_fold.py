@@ -37,7 +37,7 @@ def test_spectral_norm_fold_is_bit_identical():
     folded.eval()
     assert not any(k.endswith(("_orig", "_u", "_v")) for k in folded.state_dict())
     got = _logits(folded, img, flows)
-    assert all(torch.equal(a, b) for a, b in zip(want, got))
+    assert all(torch.equal(a, b) for a, b in zip(want, got, strict=True))
     # and the folded weight is what the eval-mode hook computes from the stored u, v
     generator.rec2[0](torch.zeros(1, 195, 3, 3))
     assert torch.equal(generator.rec2[0].weight, folded.rec2[0].weight)
@@ -51,10 +51,10 @@ def test_batch_norm_fold_matches_to_float_rounding():
     fold.fold(folded)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
     got = _logits(folded, img, flows)
-    for a, b in zip(want, got):  # relative to max: the synthetic logits reach ~1e8 (see parity README)
+    for a, b in zip(want, got, strict=True):  # relative to max: the synthetic logits reach ~1e8 (see parity README)
         assert float((a - b).abs().max() / a.abs().max()) < 2e-5
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))  # the flow net needs a multiple of 64
     with torch.no_grad():
         f_want = flow_net(x)
         f_got = fold.fold(copy.deepcopy(flow_net))(x)
-    assert all(float((a - b).abs().max()) < 1e-5 for a, b in zip(f_want, f_got))
+    assert all(float((a - b).abs().max()) < 1e-5 for a, b in zip(f_want, f_got, strict=True))

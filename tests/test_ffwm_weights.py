@@ -37,7 +37,7 @@ def test_unused_occlusion_layers_load_but_do_nothing():
             if name.startswith("inter_conv_occ"):
                 p.add_(1.0)
         after = f(x)
-    assert all(torch.equal(a, b) for a, b in zip(before, after))
+    assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
 
 
 def _save(path, sd):

@@ -71,7 +71,7 @@ def test_export_all_four_with_manifests(tmp_path):
     paths = export_spec.export(tmp_path, log=logs.append)
     assert [p.parent.parent.name for p in paths] == FAMILY.networks
     assert any("SYNTHETIC" in line for line in logs)
-    for p, (net, spec) in zip(paths, export_spec.NETWORKS.items()):
+    for p, (net, spec) in zip(paths, export_spec.NETWORKS.items(), strict=True):
         entry = json.loads((p.parent / "manifest.json").read_text())["artifacts"]["model.onnx"]
         assert entry["synthetic_weights"] and entry["model"] == "fsrt" and entry["network"] == spec.folder
         assert max(entry["ort_vs_torch_max_abs"].values()) <= spec.tolerance

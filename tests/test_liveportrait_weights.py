@@ -31,7 +31,8 @@ def test_loads_official_layout_and_matches_synthetic(tmp_path):
         x = torch.randn(2, 66)
         assert torch.equal(s.eye(x), ref.eye(x))
     f = reference.build("F", root)
-    assert all(torch.equal(a, b) for a, b in zip(f.state_dict().values(), reference.build("F").state_dict().values()))
+    mine, ref = f.state_dict().values(), reference.build("F").state_dict().values()
+    assert all(torch.equal(a, b) for a, b in zip(mine, ref, strict=True))
 
 
 def test_errors_are_one_line(tmp_path):

@@ -112,11 +112,11 @@ def test_exported_graph_matches_its_config_and_is_trt_native(graph):
     inits = {i.name for i in m.graph.initializer}
     for vis, tensors in (([i for i in m.graph.input if i.name not in inits], cfg.input), (m.graph.output, cfg.output)):
         assert [v.name for v in vis] == [t.name for t in tensors]
-        for v, t in zip(vis, tensors):
+        for v, t in zip(vis, tensors, strict=True):
             assert ONNX_TYPES[v.type.tensor_type.elem_type] == t.data_type, v.name
             dims = [d.dim_value if d.HasField("dim_value") else -1 for d in v.type.tensor_type.shape.dim]
             assert dims[0] == -1, f"{v.name}: batch axis must be dynamic"
-            assert dims[1:] == list(t.dims) or all(a == b or b == -1 for a, b in zip(dims[1:], t.dims)), v.name
+            assert len(dims) - 1 == len(t.dims) and all(a == b or b == -1 for a, b in zip(dims[1:], t.dims, strict=True)), v.name
     assert trt_ops.check(m) == []
     artifact.verify(graph.parent, "model.onnx")
 

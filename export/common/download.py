@@ -1,4 +1,9 @@
-"""Fetch weights from their public host, verify a pinned sha256, and never leave a partial file behind."""
+"""Fetch weights from their public host (or a mirror of it), verify a pinned sha256, and never leave a partial file
+behind.
+
+FACEFRONT_WEIGHTS_MIRROR=http://host/dir makes every download read <dir>/<original host>/<original path> instead,
+e.g. an internal mirror made with `wget -x` of the public files; the pinned sha256 still applies.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -6,18 +11,31 @@ import http.client
 import os
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
+
+MIRROR_ENV = "FACEFRONT_WEIGHTS_MIRROR"
 
 
 class WeightsError(RuntimeError):
     """Weights could not be fetched, verified or loaded; the message is one line for the user."""
 
 
+def mirrored(url: str) -> str:
+    """url, or its copy under $FACEFRONT_WEIGHTS_MIRROR (<mirror>/<host>/<path>) when that is set."""
+    base = os.environ.get(MIRROR_ENV, "").strip()
+    if not base:
+        return url
+    parts = urllib.parse.urlsplit(url)
+    return f"{base.rstrip('/')}/{parts.netloc}{parts.path}"
+
+
 def fetch(url: str, dest: Path, sha256: str | None, timeout: float = 30.0, progress=None) -> Path:
     """Download `url` to `dest` atomically. Raises WeightsError (dest untouched) on network error,
     short read, or sha256 mismatch. `sha256=None` means not pinned: the file is kept and its hash reported."""
     dest = Path(dest)
+    url = mirrored(url)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
     h = hashlib.sha256()
