@@ -24,6 +24,9 @@ import numpy as np
 
 from facefront.repository import weights_kind
 
+from . import add_results_argument, write_results
+from . import header as results_header
+
 PHOTO_COUNT = 4
 
 
@@ -36,6 +39,7 @@ def add_arguments(p) -> None:
     p.add_argument("--http-port", type=int, default=8000)
     p.add_argument("--grpc-port", type=int, default=8001)
     p.add_argument("--metrics-port", type=int, default=8002)
+    add_results_argument(p, "bench/results/demo_cpu.json")
 
 
 def choose(ready: list[str]) -> tuple[list[str], dict[str, str]]:
@@ -113,6 +117,7 @@ def run(args) -> int:
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
+    started = results_header("demo")
     ready, not_exported = exported_families()
     chosen, skipped = choose(ready)
     skipped.update(not_exported)
@@ -172,6 +177,13 @@ def run(args) -> int:
     finally:
         srv.stop()
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    load_keys = ("requests", "failures", "fps", "p50_ms", "p95_ms", "p99_ms")
+    write_results(args.results, "demo", {
+        "photos": [p.name for p in photos], "users": args.load_users, "seconds": args.load_seconds,
+        "models": {fam: {"weights": m["weights"], "images": len(m["outputs"]), "failed": len(m["failed"]),
+                         "load": {k: (m.get("load") or {}).get(k) for k in load_keys}}
+                   for fam, m in summary["models"].items()},
+        "skipped": sorted(summary["skipped"])}, started)
     print("\n[demo] results")
     print(f"  grid (input | {' | '.join(chosen)}): {out / 'grid.png'}")
     for fam, m in summary["models"].items():

@@ -40,6 +40,8 @@ def add_arguments(p) -> None:
     p.add_argument("--fid", action="store_true", help="try standard FID via the clean-fid venv (needs its weights download)")
     p.add_argument("--skip", default="", help=f"comma-separated sections to skip: {','.join(SECTIONS)}")
     p.add_argument("--only-render", action="store_true", help="re-render DIR/data/*.json without running anything")
+    from . import add_results_argument
+    add_results_argument(p, "bench/results/report_cpu.json")
 
 
 def families() -> list[str]:
@@ -525,9 +527,19 @@ def run(args) -> int:
             print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
             return 2
         data["wall_s"] = round(time.time() - t0, 1)
+        data["date"] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t0))
         data_file.write_text(json.dumps(data, indent=1, default=float) + "\n")
     md, page = render(data, out)
     print(f"wrote {page} and {md}", file=sys.stderr)
+    if args.results:
+        from . import header, write_results
+        ds = (data.get("quality") or {}).get("dataset", {})
+        started = {**header("report"), **({"date": data["date"]} if data.get("date") else {})}
+        write_results(args.results, "report", {
+            "dataset": {k: ds.get(k) for k in ("label", "samples", "synthetic")}, "users": args.users,
+            "duration_s": args.duration, "wall_s": data.get("wall_s"), "columns": COLUMNS,
+            "rows": [[r.get(c, "—") if c != "model" else r["model"] + (f" ({r['note']})" if r.get("note") else "")
+                      for c in COLUMNS] for r in table_rows(data) if "missing" not in r]}, started)
     return 0
 
 

@@ -11,6 +11,7 @@ examples:
   python -m bench speed --model scaleway --out out/speed
   python -m bench speed --model scaleway --out out/speed --serve --seconds 10
   python -m bench speed --model scaleway --out out/speed --modes eager,onnxruntime
+  python -m bench speed --model scaleway --serve --seconds 8 --out out/speed --results bench/results/speed_scaleway_cpu.json
 exit status: 0 every mode ran, 1 a mode was skipped (reason in the table), 2 could not run.
 """
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 from client import FrontalizeClient, ServerError, ServerUnavailable
 from facefront.sessions import onnx_session
 
-from . import add_server_arguments, server_url
+from . import add_results_argument, add_server_arguments, header, server_url, write_results
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MODES = ("eager", "onnxruntime", "pipeline", "triton-1", "triton-8")
@@ -69,6 +70,7 @@ def add_arguments(p) -> None:
     p.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {','.join(MODES)}")
     p.add_argument("--onnx", type=Path, help="ONNX file for the onnxruntime run (default: the exported one)")
     add_server_arguments(p)
+    add_results_argument(p, "bench/results/speed_scaleway_cpu.json")
 
 
 # -- inputs -----------------------------------------------------------------------------------------------------
@@ -133,10 +135,21 @@ def run_pipeline(spec, encoded: list[bytes], args) -> Result:
     if not Path(path).is_file():
         return Result("pipeline", timed, skipped=f"no {path}: run `python -m export onnx {args.model}`")
     stage = from_repository(preprocess_model(args.model))   # the served crop stage, its config's settings
-    sess = onnx_session(path, threads=2)  # as the served CPU leaf (configs/cpu.pbtxt intra_op_threads)
+    sess = _leaf_session(args.model, path)   # as the served CPU leaf runs it (configs/cpu.pbtxt threads, spinning)
     name = sess.get_inputs()[0].name
     lat, wall = timed_loop(lambda b: sess.run(None, {name: stage.crop_one(b)[None]}), encoded, args.seconds, args.warmup)
     return Result("pipeline", timed).finish(lat, wall)
+
+
+def _leaf_session(model: str, path):
+    """An onnxruntime session with the settings of the family's served CPU generator leaf (`<model>_generator`'s
+    configs/cpu.pbtxt: intra_op_threads, allow_spinning); 2 threads when the family has no such leaf."""
+    from facefront import repository
+    from facefront.sessions import session_from_parameters
+    leaf = f"{model}_generator"
+    if (repository.MODEL_REPOSITORY / leaf / "config.pbtxt").is_file():
+        return session_from_parameters(path, repository.stage_parameters(leaf))
+    return onnx_session(path, threads=2)
 
 
 def run_triton(url: str, encoded: list[bytes], users: int, args) -> Result:
@@ -208,6 +221,7 @@ def run(args) -> int:
         print(f"error: unknown mode(s) {', '.join(bad) or '(none)'}; choose from {', '.join(MODES)}", file=sys.stderr)
         return 2
     from export.common.family import families
+    started = header("speed")
     fam = families().get(args.model)
     spec = fam.reference if fam else None
     try:
@@ -250,12 +264,13 @@ def run(args) -> int:
     for r in results:
         if eager and not r.skipped:
             r.vs_eager = round(r.images_per_s / eager.images_per_s, 3)
-    settings = {"model": args.model, "inputs": len(inputs), "images": [str(p) for p, _ in inputs],
+    settings = {"model": args.model, "inputs": len(inputs), "images": [Path(p).name for p, _ in inputs],
                 "seconds": args.seconds, "warmup": args.warmup, "protocol": args.protocol, "url": url,
                 "modes": modes, "ensemble_overhead_p50_ms": overhead}
     args.out.mkdir(parents=True, exist_ok=True)
     rows = [{k: v for k, v in asdict(r).items() if k != "latencies_ms"} for r in results]
     (args.out / "speed.json").write_text(json.dumps({"settings": settings, "results": rows}, indent=2) + "\n")
+    write_results(args.results, "speed", {"settings": settings, "results": rows}, started)
     md = markdown(results, settings)
     (args.out / "speed.md").write_text(md)
     print(md)
