@@ -1,7 +1,7 @@
 """Kubernetes exec probe for a facefront Triton container: exit 0 healthy, 1 not (the reason on stdout).
 
 Why not an httpGet on /v2/health/ready: when a python backend stub process dies, Triton keeps answering 200 on
-/v2/health/live, /v2/health/ready and /v2/models/<name>/ready, and the repository index still says READY, while
+/v2/health/live, /v2/health/ready and /v2/models/<name>/ready, and the model stays listed as loaded, while
 every request to that model fails with "Stub process '<instance>' is not healthy" (seen with Triton 2.51 here:
 kill -9 of the mesh3d_frontalize stub). Triton does not restart the stub. So this probe checks:
 
@@ -85,13 +85,13 @@ def running_stub_instances(proc: Path = Path("/proc"), parents: set[int] | None 
 
 def expected_stub_instances(base: str, timeout: float) -> set[str]:
     """`<group name>_<i>` for every instance of every loaded python-backend model, from Triton's configs."""
-    status, body = _get(f"{base}/v2/repository/index", timeout, data=b"{}")
+    # the statistics API lists the loaded models; the repository index is the model-control API, which facefront's
+    # launcher restricts to itself
+    status, body = _get(f"{base}/v2/models/stats", timeout)
     if status != 200:
-        raise Unhealthy(f"repository index: HTTP {status}")
+        raise Unhealthy(f"model statistics: HTTP {status}")
     expected = set()
-    for m in json.loads(body):
-        if m.get("state") != "READY":
-            continue
+    for m in json.loads(body).get("model_stats", []):
         status, body = _get(f"{base}/v2/models/{m['name']}/config", timeout)
         if status != 200:
             raise Unhealthy(f"{m['name']} config: HTTP {status}")

@@ -388,13 +388,13 @@ def test_probe_counts_only_the_stubs_of_its_own_server(tmp_path):
 
 
 def test_probe_reports_a_dead_stub(tmp_path, monkeypatch):
-    index = [{"name": "mesh3d_frontalize", "state": "READY"}, {"name": "face_detector", "state": "READY"}]
+    stats = {"model_stats": [{"name": "mesh3d_frontalize", "version": "1"}, {"name": "face_detector", "version": "1"}]}
     configs = {"mesh3d_frontalize": {"backend": "python", "instance_group": [{"name": "mesh3d_frontalize_0", "count": 2}]},
                "face_detector": {"platform": "tensorrt_plan", "instance_group": [{"name": "face_detector_0", "count": 1}]}}
 
     def fake_get(url, timeout, data=None):
-        if url.endswith("/v2/repository/index"):
-            return 200, json.dumps(index).encode()
+        if url.endswith("/v2/models/stats"):
+            return 200, json.dumps(stats).encode()
         if url.endswith("/config"):
             return 200, json.dumps(configs[url.split("/")[-2]]).encode()
         if url.endswith(("/health/live", "/health/ready")):
