@@ -90,3 +90,79 @@ def test_crop_searches_a_larger_decode_when_the_reduced_one_has_no_face(monkeypa
     Image.fromarray(np.full((2200, 2200, 3), 120, np.uint8)).save(buf, "JPEG")
     with pytest.raises(InputError, match="no face was found in the 1100x1100 image"):
         stage.crop_one(buf.getvalue())
+
+
+class _FakeBls:
+    """The slice of triton_python_backend_utils that `bls_infer` uses: each request answered by `answer(model, x)`."""
+
+    TRITONSERVER_MEMORY_CPU = 0
+
+    def __init__(self, answer):
+        self.answer, self.requests = answer, []
+        fake = self
+
+        class Request:
+            def __init__(self, model_name, requested_output_names, inputs, preferred_memory=None):
+                fake.requests.append((model_name, [t.as_numpy().shape for t in inputs], preferred_memory))
+                self.model, self.outputs, self.inputs = model_name, requested_output_names, inputs
+
+            def exec(self):
+                return fake.answer(self.model, self.outputs, self.inputs[0].as_numpy())
+        self.InferenceRequest = Request
+
+    class Tensor:
+        def __init__(self, name, value, cpu=True):
+            self.name, self.value, self.cpu = name, value, cpu
+
+        def as_numpy(self):
+            return self.value
+
+        def is_cpu(self):
+            return self.cpu
+
+    @staticmethod
+    def PreferredMemory(kind, device):
+        return ("cpu", kind, device)
+
+    @staticmethod
+    def get_output_tensor_by_name(response, name):
+        return response.tensors.get(name)
+
+
+class _Response:
+    def __init__(self, tensors=None, error=None):
+        self.tensors, self._error = tensors or {}, error
+
+    def has_error(self):
+        return self._error is not None
+
+    def error(self):
+        return type("E", (), {"message": lambda _: self._error})()
+
+
+def test_leaves_answer_in_chunks_of_their_max_batch_through_bls(monkeypatch):
+    from facefront.serving import stage as stage_mod
+
+    def answer(model, outputs, x):
+        return _Response({n: _FakeBls.Tensor(n, np.full((len(x), 2), i, np.float32)) for i, n in enumerate(outputs)})
+    fake = _FakeBls(answer)
+    monkeypatch.setattr(stage_mod, "pb_utils", fake)
+    reg, sc = TritonNetworks(max_batch=8).detector(np.zeros((19, 128, 128, 3), np.float32))
+    assert reg.shape == sc.shape == (19, 2) and (reg == 0).all() and (sc == 1).all()
+    assert [r[1][0][0] for r in fake.requests] == [8, 8, 3]                 # chunks of the leaf's max batch
+    assert all(r[0] == "face_detector" and r[2] == ("cpu", 0, 0) for r in fake.requests)   # asked in CPU memory
+
+
+def test_a_failing_or_gpu_leaf_is_one_clear_error(monkeypatch):
+    from facefront.serving import stage as stage_mod
+    from facefront.serving.stage import bls_infer
+    monkeypatch.setattr(stage_mod, "pb_utils", _FakeBls(lambda m, o, x: _Response(error="stub is not healthy")))
+    with pytest.raises(RuntimeError, match="^face_landmarks: stub is not healthy$"):
+        bls_infer("face_landmarks", {"input": np.zeros((1, 2), np.float32)}, ["landmarks"])
+    monkeypatch.setattr(stage_mod, "pb_utils", _FakeBls(
+        lambda m, o, x: _Response({"landmarks": _FakeBls.Tensor("landmarks", x, cpu=False)})))
+    with pytest.raises(RuntimeError, match="returned landmarks in GPU memory"):
+        bls_infer("face_landmarks", {"input": np.zeros((1, 2), np.float32)}, ["landmarks", "presence"])
+    monkeypatch.setattr(stage_mod, "pb_utils", _FakeBls(lambda m, o, x: _Response({})))
+    with pytest.raises(RuntimeError, match="returned landmarks nowhere"):
+        bls_infer("face_landmarks", {"input": np.zeros((1, 2), np.float32)}, ["landmarks"])

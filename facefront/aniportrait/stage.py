@@ -21,7 +21,7 @@ import traceback
 import numpy as np
 
 from facefront.aniportrait import loop, preprocess, scheduler
-from facefront.serving.stage import InputError, Stage, pb_utils
+from facefront.serving.stage import InputError, Stage, bls_infer, pb_utils
 
 CROP_RULE = "portrait"   # facefront.face.align: head and some shoulder, roll cancelled (like upstream's portraits)
 
@@ -46,11 +46,6 @@ class TritonLeaves:
     """`loop.Networks` answered by BLS requests to the leaf models (outputs asked in CPU memory, also when the
     leaf is a TensorRT engine)."""
 
-    def __init__(self):
-        self._memory = {}
-        if hasattr(pb_utils, "PreferredMemory"):
-            self._memory = {"preferred_memory": pb_utils.PreferredMemory(pb_utils.TRITONSERVER_MEMORY_CPU, 0)}
-
     @staticmethod
     def _as_sent(v: np.ndarray) -> np.ndarray:
         # a [B] graph input (timestep, reference_rows) is declared dims [1] with reshape [] (batched leaves):
@@ -59,20 +54,7 @@ class TritonLeaves:
         return v[:, None] if v.ndim == 1 else v
 
     def run(self, leaf, inputs, outputs):
-        request = pb_utils.InferenceRequest(
-            model_name=leaf, requested_output_names=list(outputs),
-            inputs=[pb_utils.Tensor(k, self._as_sent(v)) for k, v in inputs.items()],
-            **self._memory)
-        response = request.exec()
-        if response.has_error():
-            raise RuntimeError(f"{leaf}: {response.error().message()}")
-        got = []
-        for name in outputs:
-            t = pb_utils.get_output_tensor_by_name(response, name)
-            if t is None or not t.is_cpu():
-                raise RuntimeError(f"{leaf} returned {name} {'nowhere' if t is None else 'in GPU memory'}")
-            got.append(t.as_numpy())
-        return got
+        return bls_infer(leaf, {k: self._as_sent(v) for k, v in inputs.items()}, list(outputs))
 
 
 class FrontalizeStage(Stage):

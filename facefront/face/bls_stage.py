@@ -19,7 +19,7 @@ import traceback
 
 import numpy as np
 
-from facefront.serving.stage import InputError, Stage, pb_utils
+from facefront.serving.stage import InputError, Stage, bls_infer, pb_utils
 
 
 class TritonNetworks:
@@ -27,28 +27,10 @@ class TritonNetworks:
 
     def __init__(self, detector: str = "face_detector", landmarks: str = "face_landmarks", max_batch: int = 8):
         self.detector_model, self.landmarks_model, self.max_batch = detector, landmarks, max_batch
-        # outputs in CPU memory even when the leaf is a TensorRT engine on the GPU
-        self._memory = {}
-        if hasattr(pb_utils, "PreferredMemory"):
-            self._memory = {"preferred_memory": pb_utils.PreferredMemory(pb_utils.TRITONSERVER_MEMORY_CPU, 0)}
 
     def _infer(self, model: str, outputs: list[str], x: np.ndarray) -> list[np.ndarray]:
-        parts = []
-        for a in range(0, len(x), self.max_batch):
-            request = pb_utils.InferenceRequest(
-                model_name=model, requested_output_names=outputs,
-                inputs=[pb_utils.Tensor("input", np.ascontiguousarray(x[a:a + self.max_batch], np.float32))],
-                **self._memory)
-            response = request.exec()
-            if response.has_error():
-                raise RuntimeError(f"{model}: {response.error().message()}")
-            got = []
-            for name in outputs:
-                t = pb_utils.get_output_tensor_by_name(response, name)
-                if t is None or not t.is_cpu():
-                    raise RuntimeError(f"{model} returned {name} {'nowhere' if t is None else 'in GPU memory'}")
-                got.append(t.as_numpy())
-            parts.append(got)
+        parts = [bls_infer(model, {"input": np.ascontiguousarray(x[a:a + self.max_batch], np.float32)}, outputs)
+                 for a in range(0, len(x), self.max_batch)]
         return [np.concatenate([p[i] for p in parts]) for i in range(len(outputs))]
 
     def detector(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

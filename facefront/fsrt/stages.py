@@ -21,7 +21,7 @@ import numpy as np
 
 from facefront import artifact, imaging
 from facefront.fsrt import geometry
-from facefront.serving.stage import InputError, Stage, pb_utils
+from facefront.serving.stage import InputError, Stage, bls_infer, pb_utils
 
 SIZE = geometry.SIZE
 CROP = "eye_mouth"   # the framing mesh3d's render uses: source and driver then agree in face position and scale
@@ -127,22 +127,11 @@ class _BlsDecoder:
 
     def __init__(self, model: str):
         self.model = model
-        # outputs in CPU memory even when the leaf is a TensorRT engine on the GPU
-        self._memory = {}
-        if hasattr(pb_utils, "PreferredMemory"):
-            self._memory = {"preferred_memory": pb_utils.PreferredMemory(pb_utils.TRITONSERVER_MEMORY_CPU, 0)}
 
     def __call__(self, z, pixels, keypoints, expression):
-        inputs = [pb_utils.Tensor(n, np.ascontiguousarray(v, np.float32)) for n, v in
-                  (("z", z), ("pixels", pixels), ("keypoints", keypoints), ("expression", expression))]
-        response = pb_utils.InferenceRequest(model_name=self.model, requested_output_names=["rgb"], inputs=inputs,
-                                             **self._memory).exec()
-        if response.has_error():
-            raise RuntimeError(f"{self.model}: {response.error().message()}")
-        t = pb_utils.get_output_tensor_by_name(response, "rgb")
-        if t is None or not t.is_cpu():
-            raise RuntimeError(f"{self.model} returned rgb {'nowhere' if t is None else 'in GPU memory'}")
-        return t.as_numpy()
+        inputs = {n: np.ascontiguousarray(v, np.float32) for n, v in
+                  (("z", z), ("pixels", pixels), ("keypoints", keypoints), ("expression", expression))}
+        return bls_infer(self.model, inputs, ["rgb"])[0]
 
 
 class RenderStage(Stage):

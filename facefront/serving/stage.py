@@ -30,6 +30,26 @@ class InputError(ValueError):
     """A request's input is unusable; the message goes back to the client."""
 
 
+def bls_infer(model: str, inputs: dict[str, np.ndarray], outputs: list[str]) -> list[np.ndarray]:
+    """One BLS request from inside a python stage to another served model: `inputs` by name, the `outputs` asked for
+    back as numpy arrays in CPU memory (also when the model is a TensorRT engine on the GPU). RuntimeError with the
+    model's own message when it fails."""
+    memory = {}
+    if hasattr(pb_utils, "PreferredMemory"):
+        memory = {"preferred_memory": pb_utils.PreferredMemory(pb_utils.TRITONSERVER_MEMORY_CPU, 0)}
+    response = pb_utils.InferenceRequest(model_name=model, requested_output_names=list(outputs),
+                                         inputs=[pb_utils.Tensor(k, v) for k, v in inputs.items()], **memory).exec()
+    if response.has_error():
+        raise RuntimeError(f"{model}: {response.error().message()}")
+    got = []
+    for name in outputs:
+        t = pb_utils.get_output_tensor_by_name(response, name)
+        if t is None or not t.is_cpu():
+            raise RuntimeError(f"{model} returned {name} {'nowhere' if t is None else 'in GPU memory'}")
+        got.append(t.as_numpy())
+    return got
+
+
 class Stage:
     INPUTS: tuple[str, ...] = ()
     OPTIONAL: tuple[str, ...] = ()   # inputs a request may omit; `defaults()` supplies them
