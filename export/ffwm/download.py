@@ -7,10 +7,9 @@ and Baidu needs a login and the extraction code. So `download()` only accepts fi
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from ..common.download import WeightsError
+from ..common.by_hand import already_placed, one_line_cli
 from .weights import FILES, load_state_dicts
 
 GOOGLE_DRIVE = "https://drive.google.com/drive/folders/1U26FvuLtXraxPrRNxCxFka3DOvRuG4NW?usp=sharing"
@@ -20,26 +19,15 @@ BAIDU_CODE = "l98p"
 
 def download(dest: Path) -> Path:
     """`dest` once it holds both verified checkpoints; WeightsError (one line) when they are not there."""
-    dest = Path(dest)
-    if all((dest / name).is_file() for name in FILES.values()):
-        load_state_dicts(dest)
-        return dest
-    raise WeightsError(
+    return already_placed(dest, FILES.values(), lambda d: load_state_dicts(d), lambda d: (
         f"FFWM weights cannot be downloaded automatically: fetch ffwm/{' and ffwm/'.join(FILES.values())} by hand "
-        f"from {GOOGLE_DRIVE} (or {BAIDU}, code {BAIDU_CODE}) into {dest}")
+        f"from {GOOGLE_DRIVE} (or {BAIDU}, code {BAIDU_CODE}) into {d}"))
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m export.ffwm.download", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("dest", type=Path, help="directory for " + " and ".join(FILES.values()))
-    args = p.parse_args(argv)
-    try:
-        print(download(args.dest))
-    except WeightsError as e:
-        print(f"error: {e}")
-        return 1
-    return 0
+    return one_line_cli("python -m export.ffwm.download", __doc__,
+                        lambda p: p.add_argument("dest", type=Path, help="directory for " + " and ".join(FILES.values())),
+                        lambda a: print(download(a.dest)), argv)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ file that needs arbitrary pickle code is refused, and checked key by key and sha
 """
 from __future__ import annotations
 
-import argparse
 import functools
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import torch
 
 from facefront.artifact import sha256_file
 
+from ..common.by_hand import one_line_cli, print_verified
 from ..common.download import WeightsError
 from ..common.state_dict import match
 from .network import FlowEstimator, WarpGenerator
@@ -69,19 +69,11 @@ def load_state_dicts(weights_dir: Path) -> dict[str, dict[str, torch.Tensor]]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m export.ffwm.weights", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--weights", type=Path, required=True, help="directory holding " + " and ".join(FILES.values()))
-    args = p.parse_args(argv)
-    try:
+    def verify(args):
         load_state_dicts(args.weights)
-    except WeightsError as e:
-        print(f"error: {e}")
-        return 1
-    for name in FILES.values():
-        path = args.weights / name
-        print(f"ok  {name}  sha256 {sha256_file(path)}  (pinned: {SHA256[name]})")
-    return 0
+        print_verified(args.weights, FILES.values(), SHA256)
+    return one_line_cli("python -m export.ffwm.weights", __doc__, lambda p: p.add_argument(
+        "--weights", type=Path, required=True, help="directory holding " + " and ".join(FILES.values())), verify, argv)
 
 
 if __name__ == "__main__":

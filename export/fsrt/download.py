@@ -9,10 +9,9 @@ is left behind.
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from ..common.download import WeightsError
+from ..common.by_hand import already_placed, one_line_cli
 from .weights import KP_FILE, MODEL_FILE, load_state_dicts
 
 GOOGLE_DRIVE = "https://drive.google.com/drive/folders/1R9BuWM-kqPddriZtIVf5z3Yq14D4DDSP?usp=drive_link"
@@ -20,27 +19,16 @@ GOOGLE_DRIVE = "https://drive.google.com/drive/folders/1R9BuWM-kqPddriZtIVf5z3Yq
 
 def download(dest: Path) -> Path:
     """`dest` once it holds both verified checkpoints; WeightsError (one line) when they are not there."""
-    dest = Path(dest)
-    if (dest / KP_FILE).is_file() and (dest / MODEL_FILE).is_file():
-        load_state_dicts(dest)
-        return dest
-    raise WeightsError(
+    return already_placed(dest, (KP_FILE, MODEL_FILE), lambda d: load_state_dicts(d), lambda d: (
         f"FSRT weights cannot be downloaded automatically (a Google Drive folder, no direct file links): fetch "
-        f"fsrt_checkpoints/{KP_FILE} and fsrt_checkpoints/{MODEL_FILE} by hand from {GOOGLE_DRIVE} into {dest} "
-        f"(the repository states no license for them: they are yours to bring)")
+        f"fsrt_checkpoints/{KP_FILE} and fsrt_checkpoints/{MODEL_FILE} by hand from {GOOGLE_DRIVE} into {d} "
+        f"(the repository states no license for them: they are yours to bring)"))
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m export.fsrt.download", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("dest", type=Path, help=f"directory for {KP_FILE} and {MODEL_FILE}")
-    args = p.parse_args(argv)
-    try:
-        print(download(args.dest))
-    except WeightsError as e:
-        print(f"error: {e}")
-        return 1
-    return 0
+    return one_line_cli("python -m export.fsrt.download", __doc__,
+                        lambda p: p.add_argument("dest", type=Path, help=f"directory for {KP_FILE} and {MODEL_FILE}"),
+                        lambda a: print(download(a.dest)), argv)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ refuse), and any problem is a one-line WeightsError.
 """
 from __future__ import annotations
 
-import argparse
 import functools
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from torch import nn
 
 from facefront.artifact import sha256_file
 
+from ..common.by_hand import one_line_cli, print_verified
 from ..common.download import WeightsError
 from ..common.state_dict import match
 
@@ -118,19 +118,11 @@ def sha256s(weights: Path) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m export.fsrt.weights", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--weights", type=Path, required=True, help=f"directory holding {KP_FILE} and {MODEL_FILE}")
-    args = p.parse_args(argv)
-    try:
+    def verify(args):
         load_state_dicts(args.weights)
-    except WeightsError as e:
-        print(f"error: {e}")
-        return 1
-    d = resolve(args.weights)
-    for name in (KP_FILE, MODEL_FILE):
-        print(f"ok  {name}  sha256 {sha256_file(d / name)}  (pinned: {SHA256[name]})")
-    return 0
+        print_verified(resolve(args.weights), (KP_FILE, MODEL_FILE), SHA256)
+    return one_line_cli("python -m export.fsrt.weights", __doc__, lambda p: p.add_argument(
+        "--weights", type=Path, required=True, help=f"directory holding {KP_FILE} and {MODEL_FILE}"), verify, argv)
 
 
 if __name__ == "__main__":
