@@ -10,17 +10,9 @@ from export.common.download import WeightsError, fetch
 GOOD = bytes(range(256)) * 4096  # 1 MiB
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        if self.path == "/good.bin":
-            body, length = GOOD, len(GOOD)
-        elif self.path == "/corrupt.bin":
-            body, length = GOOD[:-1] + b"\x00", len(GOOD)
-        elif self.path == "/truncated.bin":
-            body, length = GOOD[: len(GOOD) // 2], len(GOOD)  # promises more than it sends
-        else:
-            self.send_error(404)
-            return
+def _serve(body: bytes, length: int):
+    """A GET handler that answers with body, announcing length bytes (a short body: a truncated transfer)."""
+    def do_get(self):
         self.send_response(200)
         self.send_header("Content-Length", str(length))
         self.end_headers()
@@ -29,6 +21,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except BrokenPipeError:
             pass
         self.close_connection = True
+    return do_get
+
+
+PATHS = {"/good.bin": _serve(GOOD, len(GOOD)), "/corrupt.bin": _serve(GOOD[:-1] + b"\x00", len(GOOD)),
+         "/truncated.bin": _serve(GOOD[: len(GOOD) // 2], len(GOOD))}   # promises more than it sends
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path not in PATHS:
+            self.send_error(404)
+            return
+        PATHS[self.path](self)
 
     def log_message(self, *args):
         pass
@@ -116,20 +121,6 @@ def test_download_cli_truncated_transfer_is_one_line_and_leaves_nothing(server, 
     assert r.returncode == 1, r.stdout
     assert r.stderr.startswith("error: download of ") and "truncated" in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and _leftovers(tmp_path) == []
-
-
-def _serve(body: bytes, length: int):
-    """A GET handler that answers every path with body, announcing length bytes."""
-    def do_get(self):
-        self.send_response(200)
-        self.send_header("Content-Length", str(length))
-        self.end_headers()
-        try:
-            self.wfile.write(body)
-        except BrokenPipeError:
-            pass
-        self.close_connection = True
-    return do_get
 
 
 def test_mirror_keeps_host_and_path(monkeypatch):
