@@ -44,7 +44,6 @@ from __future__ import annotations
 import json
 import multiprocessing as mp_
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -166,9 +165,8 @@ def _photo_row(data: bytes, repeat: int, mesh, analyzers: dict) -> dict:
 def run(args) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
-    res = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "processor": platform.processor()},
-           "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-           "command": "python -m bench frontend " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["frontend"] else sys.argv[1:]),
+    from . import header
+    res = {**header("frontend"),
            "note": "quiet = nothing else started by this command (other work on the machine is not controlled); "
                    "busy = one CPU-bound process per core beside it",
            "conditions": {}}

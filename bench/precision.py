@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -444,16 +443,11 @@ def run(args) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     skip = set(filter(None, args.skip.split(","))) | ({"served"} if args.no_serve else set())
     flags = cpu_flags()
-    info = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []
-    cpu = next((ln.split(":", 1)[1].strip() for ln in info if ln.startswith("model name")), platform.processor())
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    r = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-         "command": "python -m bench precision " + " ".join(a for i, a in enumerate(sys.argv[1:])
-                                                          if not (i == 0 and a == "precision")),
-         "machine": {"cpu": cpu, "cores": os.cpu_count(), "cpus": os.cpu_count(), "platform": platform.platform(),
-                     "bf16_flags": [f for f in BF16_FLAGS if f in flags],
-                     "auto_decision": str(decide("auto")), "load_avg_at_start": load,
-                     "torch": torch.__version__},
+    from . import header
+    h = header("precision")
+    load = h["machine"]["load_avg_at_start"]
+    r = {**h, "machine": {**h["machine"], "cores": os.cpu_count(), "bf16_flags": [f for f in BF16_FLAGS if f in flags],
+                          "auto_decision": str(decide("auto")), "torch": torch.__version__},
          "threads": args.threads, "frames": args.frames,
          "note": ("shared machine: other processes used the same cores during the run (load average at start "
                   f"{', '.join(f'{x:.1f}' for x in load) if load else '?'}), so absolute times are inflated and "

@@ -12,10 +12,8 @@ examples:
 from __future__ import annotations
 
 import json
-import platform
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from facefront.repository import REPO_ROOT
@@ -69,10 +67,8 @@ def soak_one(model: str, args, work: Path, progress=print) -> dict:
 def run(args) -> int:
     import tempfile
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    res = {"machine": {"platform": platform.platform(), "cpus": __import__("os").cpu_count()},
-           "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-           "command": "python -m bench soak " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["soak"] else sys.argv[1:]),
-           "models": {}}
+    from . import header
+    res = {**header("soak"), "models": {}}
     with tempfile.TemporaryDirectory() as d:
         for m in models:
             res["models"][m] = soak_one(m, args, Path(d), lambda s: print(s, file=sys.stderr, flush=True))
