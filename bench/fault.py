@@ -59,16 +59,8 @@ class Launcher:
 
     def stubs(self) -> dict[int, str]:
         """{pid: Triton model} of the python backend stubs under the launcher."""
-        import psutil
-        out = {}
-        for c in psutil.Process(self.proc.pid).children(recursive=True):
-            try:
-                cmd = c.cmdline()
-            except psutil.Error:
-                continue
-            if cmd and cmd[0].endswith("triton_python_backend_stub"):
-                out[c.pid] = next((a.split("/")[-3] for a in cmd if a.endswith("model.py")), "?")
-        return out
+        from facefront.serving.server import python_stubs
+        return python_stubs(self.proc.pid)
 
     def interrupt(self, timeout: float = 60) -> dict:
         """SIGINT (Ctrl-C); {exit_code, left_processes, left_views}: what it left behind."""

@@ -33,6 +33,26 @@ class ServerError(RuntimeError):
     pass
 
 
+def python_stubs(pid: int) -> dict[int, str]:
+    """{pid: model} of the python-backend stub processes (one per model instance) below process `pid`."""
+    import psutil
+    out = {}
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return out
+    for c in children:
+        try:
+            cmd = c.cmdline()
+        except psutil.Error:
+            continue
+        if cmd and cmd[0].endswith("triton_python_backend_stub"):
+            model = next((Path(a).parent.parent.name for a in cmd if a.endswith("model.py")), None)
+            if model:
+                out[c.pid] = model
+    return out
+
+
 def _pytriton_dirs() -> tuple[Path, Path]:
     try:
         import importlib.util
@@ -172,22 +192,7 @@ class Server:
     # -- supervision -----------------------------------------------------------------------------------------------
     def stub_models(self) -> dict[int, str]:
         """{pid: model} of the python-backend stub processes (one per model instance) under this server."""
-        import psutil
-        out = {}
-        try:
-            children = psutil.Process(self.proc.pid).children(recursive=True)
-        except psutil.Error:
-            return out
-        for c in children:
-            try:
-                cmd = c.cmdline()
-            except psutil.Error:
-                continue
-            if cmd and cmd[0].endswith("triton_python_backend_stub"):
-                model = next((Path(a).parent.parent.name for a in cmd if a.endswith("model.py")), None)
-                if model:
-                    out[c.pid] = model
-        return out
+        return python_stubs(self.proc.pid)
 
     def dead_stubs(self) -> dict[int, str]:
         """{pid: model} of the python stubs seen at start (or last reload) that are gone now. Triton 2.51 then fails
